@@ -1,0 +1,313 @@
+"""Command-line entry points: `decompose` and the `lrgan` group.
+
+Commands that need PyTorch import it inside the command, so a base install (no torch)
+can decompose and list models.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..decompose.images import DEFAULT_MAX_PIXELS
+from ..decompose.model import DEFAULT_MODEL, ModelError, embedded_models
+
+log = logging.getLogger("lrgan")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+# Options shared by several commands, defined once.
+ModelOption = Annotated[str, typer.Option("--model", "-m", help="Embedded model name or path to an lrgan .onnx export.")]
+OutOption = Annotated[Path, typer.Option("--out", "-o", help="Output folder; created if missing.")]
+BatchOption = Annotated[int, typer.Option(min=1, help="Images per model call.")]
+MaxPixelsOption = Annotated[
+    int, typer.Option("--max-pixels", min=1, help="Reject images with more pixels than this before decoding them.")
+]
+ReportOption = Annotated[
+    Optional[Path], typer.Option("--report", help="Write a JSON summary with every input file and its status.")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; errors only.")]
+MnistOption = Annotated[
+    Optional[Path], typer.Option("--mnist", help="Folder with the MNIST IDX files (train-images-idx3-ubyte[.gz], ...).")
+]
+
+
+class ProgressBarHandler(logging.Handler):
+    """Write log lines through tqdm, so a progress bar never shares a line with a message."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # logging must never raise into the program
+            self.handleError(record)
+
+
+def setup_logging(quiet: bool = False) -> None:
+    level = logging.ERROR if quiet else logging.INFO
+    handler = ProgressBarHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    for name, short in ((logging.ERROR, "error"), (logging.WARNING, "warning"), (logging.INFO, "info")):
+        logging.addLevelName(name, short)
+
+
+def fail_usage(message: str) -> None:
+    log.error("%s", message)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def need_torch(command: str) -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        fail_usage(f"`lrgan {command}` needs PyTorch; install the training extra: pip install 'lrgan[train]'")
+
+
+# ----- decompose -----
+
+def decompose_images(
+    inputs: Annotated[list[str], typer.Argument(help="Image files, folders (searched recursively) or glob patterns.")],
+    out: OutOption = Path("layers"),
+    model: ModelOption = DEFAULT_MODEL,
+    batch_size: BatchOption = 16,
+    max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
+    report: ReportOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Split each image into background, foreground, mask, cut-out, composite and pose.
+
+    Each input gets a folder under --out with background.png (the input's own pixels outside
+    the object, the model's inpainting inside), foreground.png, mask.png (8-bit alpha),
+    cutout.png (RGBA), composite.png (the layers composed again) and pose.json, all at the
+    input's resolution. Exit status: 0 all done, 1 some files failed, 2 usage error.
+    """
+    from ..decompose.model import LayerModel
+    from ..decompose.runner import run_images
+
+    setup_logging(quiet)
+    try:
+        layer_model = LayerModel(model)
+        layer_model.require("decomposer")
+    except ModelError as exc:
+        fail_usage(str(exc))
+    summary = run_images(inputs, out, layer_model, batch_size=batch_size, max_pixels=max_pixels, progress=not quiet)
+    finish(summary, out, report)
+
+
+def finish(summary, out: Path, report: Optional[Path]) -> None:
+    if report is not None:
+        summary.write_report(report)
+    if not summary.results:
+        fail_usage("no input files found")
+    log.info("%d done, %d failed, %d skipped; outputs in %s", summary.succeeded, summary.failed, summary.skipped, out)
+    if summary.succeeded == 0 and summary.failed == 0:
+        fail_usage("no image files among the inputs")
+    raise typer.Exit(EXIT_FAILED if summary.failed else EXIT_OK)
+
+
+decompose_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+decompose_app.command()(decompose_images)
+
+lrgan_app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="LR-GAN: train, export, evaluate and run layered image models.",
+)
+lrgan_app.command("decompose")(decompose_images)
+
+
+# ----- models -----
+
+@lrgan_app.command("models")
+def list_models() -> None:
+    """List the embedded models and their facts."""
+    from ..decompose.model import metadata_of
+
+    for name, path in embedded_models().items():
+        meta = metadata_of(path)
+        typer.echo(
+            f"{name}: {meta.get('kind')} preset={meta.get('preset')} size={meta.get('image_size')} "
+            f"timesteps={meta.get('timesteps')} steps={meta.get('train_steps', '?')} "
+            f"({path.stat().st_size / 1e6:.1f} MB)"
+        )
+
+
+# ----- data -----
+
+@lrgan_app.command("data")
+def make_data(
+    kind: Annotated[str, typer.Argument(help="mnist-one or mnist-two.")],
+    out: OutOption,
+    mnist: MnistOption = None,
+    split: Annotated[str, typer.Option(help="Which MNIST digits: train or test.")] = "test",
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="Number of images.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the placement and background draws.")] = 1234,
+    quiet: QuietOption = False,
+) -> None:
+    """Write a synthetic MNIST-ONE / MNIST-TWO folder: images/, masks/ and truth.json."""
+    from ..train.data import SYNTH_SPECS
+    from ..train.evaluate import write_synthetic_folder
+
+    setup_logging(quiet)
+    if kind not in SYNTH_SPECS:
+        fail_usage(f"unknown data set {kind!r}; choose one of {', '.join(SYNTH_SPECS)}")
+    if split not in ("train", "test"):
+        fail_usage(f"--split must be train or test, got {split!r}")
+    if mnist is None:
+        fail_usage("--mnist DIR is required: the folder with the MNIST IDX files")
+    try:
+        path = write_synthetic_folder(kind, mnist, split, count, seed, out, progress=not quiet)
+    except (FileNotFoundError, ValueError) as exc:
+        fail_usage(str(exc))
+    log.info("wrote %d images and %s", count, path)
+
+
+# ----- train -----
+
+@lrgan_app.command("train")
+def train(
+    out: OutOption,
+    preset: Annotated[str, typer.Option(help="mnist-one, mnist-two, cifar10, cub200 or lfw.")] = "mnist-one",
+    mode: Annotated[str, typer.Option(help="unconditional (noise -> layers) or conditional (image -> layers).")] = "unconditional",
+    data: Annotated[Optional[str], typer.Option(help="mnist-one, mnist-two, or an image folder. Default: the preset's synthetic data.")] = None,
+    mnist: MnistOption = None,
+    steps: Annotated[Optional[int], typer.Option(min=1, help="Total optimisation steps (default 3000).")] = None,
+    batch_size: Annotated[int, typer.Option(min=2)] = 64,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-4,
+    timesteps: Annotated[Optional[int], typer.Option(min=1, help="Override the preset's T (1 = DCGAN).")] = None,
+    width: Annotated[float, typer.Option(help="Multiplier on all layer widths (0.5 halves them).")] = 1.0,
+    norm: Annotated[Optional[str], typer.Option(help="Generator normalisation: batch or group. Default: group for conditional, batch for unconditional.")] = None,
+    encoder_norm: Annotated[Optional[str], typer.Option(help="Encoder normalisation: batch or group (default: as --norm).")] = None,
+    pose_bounds: Annotated[str, typer.Option(help="smooth (sigmoid/tanh ranges) or clamp (published hard clamps).")] = "smooth",
+    no_pose: Annotated[bool, typer.Option("--no-pose", help="Ablation: identity warp.")] = False,
+    no_mask: Annotated[bool, typer.Option("--no-mask", help="Ablation: paste the foreground whole.")] = False,
+    adversarial: Annotated[str, typer.Option(help="Conditional: cross (objects on another image's background), recon (as published) or none.")] = "cross",
+    recon_weight: Annotated[float, typer.Option(help="Conditional: weight of the L1 reconstruction loss.")] = 10.0,
+    warmup: Annotated[int, typer.Option(min=0, help="Conditional: reconstruction-only steps before the adversarial term.")] = 300,
+    seed: int = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints, sample grids and validation.")] = 250,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for PyTorch.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/last.pt with its saved configuration.")] = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Train an LR-GAN; checkpoints (last.pt, best.pt), sample grids and log.jsonl go to --out."""
+    need_torch("train")
+    import torch
+
+    from ..train.checkpoint import load_checkpoint
+    from ..train.config import ModelConfig, TrainConfig, preset_config
+    from ..train.datasets import make_sources
+    from ..train.loop import Trainer
+
+    setup_logging(quiet)
+    if threads:
+        torch.set_num_threads(threads)
+    last = out / "last.pt"
+    try:
+        if resume and last.exists():
+            # Resume needs no other flags: both configs come from the checkpoint.
+            state = load_checkpoint(last)
+            model_cfg = ModelConfig.from_dict(state["model_config"])
+            train_cfg = TrainConfig(**state["train_config"])
+            if steps is not None:
+                train_cfg.steps = steps
+            data_name = train_cfg.extra.get("data", data)
+            mnist_dir = mnist or train_cfg.extra.get("mnist")
+        else:
+            if mode not in ("conditional", "unconditional"):
+                fail_usage(f"--mode must be conditional or unconditional, got {mode!r}")
+            conditional = mode == "conditional"
+            chosen_norm = norm or ("group" if conditional else "batch")
+            overrides = dict(
+                conditional=conditional, width=width, norm=chosen_norm, encoder_norm=encoder_norm or chosen_norm,
+                pose_bounds=pose_bounds, use_pose=not no_pose, use_mask=not no_mask,
+            )
+            if timesteps is not None:
+                overrides["timesteps"] = timesteps
+            model_cfg = preset_config(preset, **overrides)
+            data_name = data or (preset if preset in ("mnist-one", "mnist-two") else None)
+            if data_name is None:
+                fail_usage(f"--data is required for preset {preset}: an image folder")
+            mnist_dir = str(mnist) if mnist else None
+            train_cfg = TrainConfig(
+                steps=steps or 3000, batch_size=batch_size, lr=lr, seed=seed, recon_weight=recon_weight,
+                warmup_steps=warmup, adversarial=adversarial, sample_every=every, checkpoint_every=every,
+                eval_every=every, extra={"data": data_name, "mnist": mnist_dir},
+            )
+        train_cfg.validate()
+        source, valid = make_sources(data_name, model_cfg.image_size, mnist_dir, train_cfg.seed)
+        trainer = Trainer(out, model_cfg, train_cfg, source, valid, device=device)
+    except (ValueError, FileNotFoundError) as exc:
+        fail_usage(str(exc))
+    log.info("training %s (%s) on %s, %d steps, device %s", model_cfg.preset,
+             "conditional" if model_cfg.conditional else "unconditional", data_name, train_cfg.steps, trainer.device)
+    try:
+        metrics = trainer.run(resume=resume, progress=not quiet)
+    except FloatingPointError as exc:
+        log.error("%s", exc)
+        raise typer.Exit(EXIT_FAILED)
+    log.info("finished at step %d: %s", trainer.step, metrics)
+
+
+# ----- export -----
+
+@lrgan_app.command("export")
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by `lrgan train` (best.pt or last.pt).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The .onnx file to write.")],
+    name: Annotated[Optional[str], typer.Option(help="Model name stored in the metadata (default: the file's stem).")] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Export a checkpoint's generator to ONNX (decomposer or sampler) and check it against PyTorch."""
+    need_torch("export")
+    from ..export.onnx_export import export_checkpoint
+
+    setup_logging(quiet)
+    if out.suffix != ".onnx":
+        fail_usage(f"--out must end in .onnx, got {out}")
+    try:
+        path = export_checkpoint(checkpoint, out, name)
+    except (FileNotFoundError, ValueError) as exc:
+        fail_usage(str(exc))
+    log.info("wrote %s", path)
+
+
+# ----- evaluate -----
+
+@lrgan_app.command("evaluate")
+def evaluate(
+    model: ModelOption = DEFAULT_MODEL,
+    data: Annotated[str, typer.Option(help="Synthetic data with ground truth: mnist-one or mnist-two.")] = "mnist-one",
+    mnist: MnistOption = None,
+    split: Annotated[str, typer.Option(help="MNIST digits to draw: test (held out) or train.")] = "test",
+    count: Annotated[int, typer.Option("--count", "-n", min=1)] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic placements; pick one not used in training.")] = 1234,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for metrics.json and plots.")] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Score a decomposer on synthetic images: mask IoU, PSNR, background error and pose error."""
+    from ..train.evaluate import evaluate_synthetic
+
+    setup_logging(quiet)
+    if mnist is None:
+        fail_usage("--mnist DIR is required: the folder with the MNIST IDX files")
+    try:
+        result = evaluate_synthetic(model, data, mnist, split, count, seed, out, progress=not quiet)
+    except (ModelError, FileNotFoundError, ValueError) as exc:
+        fail_usage(str(exc))
+    for key, value in result.items():
+        typer.echo(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+
+
+def decompose_entry() -> None:
+    decompose_app()
+
+
+def lrgan_entry() -> None:
+    lrgan_app()

@@ -1,0 +1,86 @@
+"""Reading user images of any common kind into H x W x 3 uint8 RGB, with clear errors."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Refuse images above this many pixels before decoding them (a decompression-bomb guard);
+# the CLI's --max-pixels raises it. 60 megapixels is a 9,000 x 6,700 photo.
+DEFAULT_MAX_PIXELS = 60_000_000
+
+
+class ImageError(Exception):
+    """An input file that cannot be used; the message names the file and the reason."""
+
+
+def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode an image file to H x W x 3 uint8 RGB.
+
+    EXIF orientation is applied; 16-bit images are scaled to 8 bits; alpha is dropped;
+    palette, gray and CMYK images are converted; animated files give their first frame.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
+    if size == 0:
+        raise ImageError(f"{path}: file is empty (0 bytes)")
+
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns, then raises, on huge images; this function checks the size itself.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            saved_limit = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None
+            try:
+                with Image.open(path) as im:
+                    width, height = im.size
+                    if width * height > max_pixels:
+                        raise ImageError(
+                            f"{path}: image is {width}x{height} = {width * height:,} pixels, over the limit of "
+                            f"{max_pixels:,}; raise it with --max-pixels if the file is trusted"
+                        )
+                    im.seek(0)
+                    im.load()
+                    return to_rgb(ImageOps.exif_transpose(im))
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved_limit
+    except ImageError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{path}: not an image file, or a format Pillow cannot read") from exc
+    except PermissionError as exc:
+        raise ImageError(f"{path}: permission denied; check the file's read permission") from exc
+    except OSError as exc:
+        # Pillow raises OSError for truncated and corrupt data.
+        raise ImageError(f"{path}: image data is corrupt or truncated ({exc})") from exc
+    except (ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"{path}: cannot decode image ({exc})") from exc
+
+
+def to_rgb(im: Image.Image) -> np.ndarray:
+    """Convert a decoded PIL image of any mode to H x W x 3 uint8."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(im, dtype=np.float64)
+        # 16-bit data spans 0..65535; 32-bit integer images are scaled by their own maximum.
+        peak = 65535.0 if im.mode.startswith("I;16") or arr.max(initial=0) <= 65535 else float(arr.max())
+        gray = np.clip(np.rint(arr / peak * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if im.mode == "F":
+        arr = np.asarray(im, dtype=np.float64)
+        span = float(arr.max() - arr.min()) or 1.0
+        gray = np.clip(np.rint((arr - arr.min()) / span * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+
+
+def save_png(array: np.ndarray, path: Path) -> None:
+    """Write H x W (gray), H x W x 3 (RGB) or H x W x 4 (RGBA) uint8 as PNG."""
+    Image.fromarray(array).save(path, format="PNG")

@@ -1,0 +1,155 @@
+"""Collecting input files from paths, folders and globs, and giving each a unique output name."""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {
+    ".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".gif", ".tif", ".tiff", ".webp",
+    ".ppm", ".pgm", ".pbm", ".pnm", ".ico",
+}
+# First bytes of common image formats, so an image with an unusual name is still found.
+IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
+GLOB_CHARACTERS = set("*?[")
+
+
+@dataclass
+class InputFile:
+    """One file to process and the relative name its outputs get."""
+
+    path: Path
+    name: str  # relative output name without suffix, "/"-separated for nested folders
+
+
+@dataclass
+class InputSet:
+    """The collected inputs, plus what could not be used and why."""
+
+    files: list[InputFile] = field(default_factory=list)
+    missing: list[tuple[str, str]] = field(default_factory=list)   # (argument, reason)
+    skipped: list[Path] = field(default_factory=list)              # not images by name or content
+
+
+def looks_like_image(path: Path) -> bool:
+    """True for an image suffix, or for image-format first bytes in a file of another name."""
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return head.startswith(IMAGE_SIGNATURES)
+
+
+def is_within(path: Path, folder: Path | None) -> bool:
+    if folder is None:
+        return False
+    try:
+        path.resolve().relative_to(folder)
+        return True
+    except (ValueError, OSError, RuntimeError):
+        return False
+
+
+def is_layer_folder(folder: Path) -> bool:
+    """True for a folder that an earlier run wrote: it holds an lrgan pose.json."""
+    pose = folder / "pose.json"
+    if not pose.is_file():
+        return False
+    try:
+        record = json.loads(pose.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and "objects" in record and "model" in record
+
+
+def walk_folder(root: Path, exclude: Path | None) -> tuple[list[Path], list[Path]]:
+    """Return (candidate files, skipped files) under root, sorted, never following directory links.
+
+    Links to files are followed; links to folders are not, so a link loop cannot recurse.
+    The output folder (when it lies inside root) and the layer folders of earlier runs are
+    never read back as input.
+    """
+    found, skipped = [], []
+    root_resolved = root.resolve()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        here = Path(dirpath)
+        if here != root and is_layer_folder(here):
+            dirnames[:] = []
+            continue
+        dirnames[:] = sorted(
+            d for d in dirnames
+            if not d.startswith(".")
+            and not (exclude is not None and exclude != root_resolved and is_within(here / d, exclude))
+        )
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            path = here / name
+            (found if looks_like_image(path) or path.suffix.lower() in IMAGE_SUFFIXES else skipped).append(path)
+    return found, skipped
+
+
+def collect_inputs(arguments: list[str], exclude: Path | None = None) -> InputSet:
+    """Expand files, folders (recursively) and glob patterns into unique, named inputs.
+
+    Names keep the folder structure below each given folder, so two photo.jpg files in
+    different folders get different output folders. Clashing names get the suffix added
+    (photo_png), then a counter (photo_png-2).
+    """
+    exclude = exclude.resolve() if exclude is not None else None
+    result = InputSet()
+    entries: list[tuple[Path, str]] = []
+    seen: set[Path] = set()
+
+    def add(path: Path, name: str) -> None:
+        try:
+            key = path.resolve()
+        except (OSError, RuntimeError):  # a link loop cannot be resolved
+            key = path.absolute()
+        if key in seen:
+            return
+        seen.add(key)
+        entries.append((path, name))
+
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            files, skipped = walk_folder(path, exclude)
+            result.skipped.extend(skipped)
+            for f in files:
+                add(f, f.relative_to(path).with_suffix("").as_posix())
+        elif path.is_file() or path.is_symlink():
+            # A broken link or a link loop is still an input, so its error gets reported.
+            add(path, path.stem)
+        elif GLOB_CHARACTERS & set(argument):
+            matches = sorted(Path(m) for m in glob.glob(argument, recursive=True))
+            matches = [m for m in matches if m.is_file() and not is_within(m, exclude)]
+            if not matches:
+                result.missing.append((argument, "pattern matches no files"))
+            for m in matches:
+                add(m, m.stem)
+        else:
+            result.missing.append((argument, "no such file or folder"))
+
+    used: set[str] = set()
+    for path, name in entries:
+        unique = name
+        if unique.lower() in used:
+            unique = f"{name}_{path.suffix.lstrip('.').lower()}" if path.suffix else name
+            counter = 2
+            base = unique
+            while unique.lower() in used:
+                unique = f"{base}-{counter}"
+                counter += 1
+        used.add(unique.lower())
+        result.files.append(InputFile(path, unique))
+    return result

@@ -1,0 +1,133 @@
+"""Networks: parameter counts against the paper, shapes, pose bounds, warping and composition."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import tiny_overrides
+from lrgan.train.config import PAPER_PARAMETERS, PRESETS, ModelConfig, preset_config
+from lrgan.train.networks import (
+    ConditionalGenerator, Discriminator, Generator, PoseHead, compose, count_parameters, warp,
+)
+
+
+def total_parameters(cfg: ModelConfig) -> int:
+    return count_parameters(Generator(cfg)) + count_parameters(Discriminator(cfg))
+
+
+@pytest.mark.parametrize("preset", ["mnist-one", "mnist-two", "cifar10"])
+def test_parameter_counts_match_paper(preset):
+    lrgan_paper, dcgan_paper = PAPER_PARAMETERS[preset]
+    lrgan = total_parameters(preset_config(preset))
+    dcgan = total_parameters(preset_config(preset, timesteps=1))
+    assert abs(lrgan - lrgan_paper) / lrgan_paper < 0.01
+    assert abs(dcgan - dcgan_paper) / dcgan_paper < 0.01
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_generator_shapes_every_preset(preset):
+    cfg = preset_config(preset, **tiny_overrides(norm="batch"))
+    noise = torch.randn(3, cfg.timesteps, cfg.noise_dim)
+    layers = Generator(cfg)(noise)
+    size, k = cfg.image_size, cfg.timesteps - 1
+    assert layers.background.shape == (3, 3, size, size)
+    assert layers.foreground.shape == (3, k, 3, size, size)
+    assert layers.warped_mask.shape == (3, k, 1, size, size)
+    assert layers.pose.shape == (3, k, 2, 3)
+    assert layers.canvases.shape == (3, cfg.timesteps, 3, size, size)
+    assert layers.composite.abs().max() <= 1.0
+    assert Discriminator(cfg)(layers.composite).shape == (3,)
+
+
+def test_dcgan_has_no_objects():
+    cfg = preset_config("mnist-one", timesteps=1, **tiny_overrides())
+    layers = Generator(cfg)(torch.randn(2, 1, 100))
+    assert layers.foreground.shape[1] == 0
+    assert torch.equal(layers.composite, layers.background)
+
+
+def test_conditional_generator_shapes():
+    cfg = preset_config("mnist-two", conditional=True, **tiny_overrides())
+    image = torch.rand(2, 3, 64, 64) * 2 - 1
+    layers = ConditionalGenerator(cfg)(image)
+    assert layers.warped_foreground.shape == (2, 2, 3, 64, 64)
+    assert layers.composite.shape == image.shape
+
+
+def test_conditional_generator_rejects_wrong_size():
+    cfg = preset_config("mnist-one", conditional=True, **tiny_overrides())
+    with pytest.raises(ValueError, match="image must be"):
+        ConditionalGenerator(cfg)(torch.zeros(1, 3, 64, 64))
+
+
+@pytest.mark.parametrize("bounds", ["smooth", "clamp"])
+def test_pose_head_bounds(bounds):
+    cfg = preset_config("mnist-one", pose_bounds=bounds)
+    head = PoseHead(cfg, 16)
+    # Start: the scaled identity, the same for every code.
+    start = head(torch.randn(4, 16))
+    expected_scale = cfg.scale_init if bounds == "smooth" else cfg.scale_min
+    assert torch.allclose(start[:, 0, 0], torch.full((4,), expected_scale), atol=1e-5)
+    assert torch.allclose(start[:, 0, 1], torch.zeros(4), atol=1e-6)
+    # Any code: every term stays within its range.
+    torch.nn.init.normal_(head.linear.weight, std=50.0)
+    pose = head(torch.randn(256, 16))
+    assert pose[:, 0, 0].min() >= cfg.scale_min - 1e-5
+    assert pose[:, 0, 0].max() <= 2 * cfg.scale_min + 1e-5
+    assert pose[:, 0, 1].abs().max() <= cfg.shear_max + 1e-6
+    assert pose[:, :, 2].abs().max() <= 1.0 + 1e-6
+
+
+def test_smooth_pose_passes_gradient_at_start():
+    cfg = preset_config("mnist-one", pose_bounds="clamp")
+    head = PoseHead(cfg, 8)
+    head(torch.randn(4, 8))[:, 0, 0].sum().backward()
+    # The published clamp starts at its floor, where it passes no gradient.
+    assert head.linear.bias.grad[0] == 0
+    smooth = PoseHead(preset_config("mnist-one"), 8)
+    smooth(torch.randn(4, 8))[:, 0, 0].sum().backward()
+    assert smooth.linear.bias.grad[0] > 0
+
+
+def test_warp_identity_and_zero_outside():
+    image = torch.rand(1, 3, 16, 16)
+    identity = torch.tensor([[[1.0, 0, 0], [0, 1.0, 0]]])
+    assert torch.allclose(warp(image, identity), image, atol=1e-5)
+    # Scale 2 shrinks the source to the central half: the border is zero.
+    shrunk = warp(torch.ones(1, 1, 16, 16), torch.tensor([[[2.0, 0, 0], [0, 2.0, 0]]]))
+    assert shrunk[0, 0, 0, 0] == 0
+    assert shrunk[0, 0, 8, 8] == 1
+    assert 0.2 < shrunk.mean() < 0.3
+
+
+def test_compose_formula():
+    canvas = torch.full((1, 3, 8, 8), -1.0)
+    appearance = torch.full((1, 3, 8, 8), 1.0)
+    mask = torch.full((1, 1, 8, 8), 0.25)
+    identity = torch.tensor([[[1.0, 0, 0], [0, 1.0, 0]]])
+    out, _, warped_mask = compose(canvas, appearance, mask, identity)
+    assert torch.allclose(warped_mask, mask)
+    assert torch.allclose(out, torch.full_like(out, 0.25 * 1 + 0.75 * -1))
+
+
+def test_no_mask_ablation_pastes_whole():
+    cfg = preset_config("mnist-one", use_mask=False, **tiny_overrides())
+    layers = Generator(cfg)(torch.randn(2, 2, 100))
+    assert torch.equal(layers.mask, torch.ones_like(layers.mask))
+
+
+def test_no_pose_ablation_is_identity():
+    cfg = preset_config("mnist-one", use_pose=False, **tiny_overrides())
+    layers = Generator(cfg)(torch.randn(2, 2, 100))
+    identity = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]])
+    assert torch.allclose(layers.pose, identity.expand_as(layers.pose))
+
+
+def test_config_validation_messages():
+    with pytest.raises(ValueError, match="power of two"):
+        ModelConfig(image_size=48)
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset_config("svhn")
+    with pytest.raises(ValueError, match="fg_channels must list 4"):
+        preset_config("mnist-one", image_size=64)

@@ -1,0 +1,122 @@
+"""Training loop: steps run, checkpoints are atomic and load with weights_only, resume is exact."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_overrides
+from lrgan.train.checkpoint import load_checkpoint, save_atomic
+from lrgan.train.config import TrainConfig, preset_config
+from lrgan.train.datasets import SyntheticSource
+from lrgan.train.loop import Trainer
+
+
+def make_trainer(run_dir, digits, labels, conditional=True, steps=4, **train):
+    model_cfg = preset_config("mnist-one", conditional=conditional, **tiny_overrides())
+    values = dict(steps=steps, batch_size=8, warmup_steps=1, sample_every=2, checkpoint_every=2,
+                  eval_every=2, log_every=1)
+    values.update(train)
+    train_cfg = TrainConfig(**values)
+    source = SyntheticSource("mnist-one", digits[:200], labels[:200], seed=0)
+    valid = SyntheticSource("mnist-one", digits[200:264], labels[200:264], seed=1)
+    return Trainer(run_dir, model_cfg, train_cfg, source, valid, device="cpu")
+
+
+@pytest.mark.parametrize("conditional", [True, False])
+def test_training_writes_run_folder(tmp_path, mnist_test, conditional):
+    trainer = make_trainer(tmp_path, *mnist_test, conditional=conditional)
+    trainer.run(progress=False)
+    assert (tmp_path / "last.pt").is_file()
+    assert (tmp_path / "best.pt").is_file()
+    assert (tmp_path / "samples" / "step_0000004.png").is_file()
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model"]["conditional"] is conditional
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    if conditional:
+        assert "mask_iou" in records[1]
+        assert "loss_rec" in records[0]
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_checkpoint_loads_weights_only(tmp_path, mnist_test):
+    trainer = make_trainer(tmp_path, *mnist_test, steps=2)
+    trainer.run(progress=False)
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert state["step"] == 2
+    assert set(state["rng"]) == {"torch", "cuda", "numpy", "python"}
+    assert "opt_g" in state and "opt_d" in state
+
+
+def test_resume_is_exact(tmp_path, mnist_test):
+    straight = make_trainer(tmp_path / "straight", *mnist_test, steps=6)
+    straight.run(progress=False)
+
+    first = make_trainer(tmp_path / "resumed", *mnist_test, steps=3, checkpoint_every=3)
+    first.run(progress=False)
+    torch.manual_seed(999)  # disturb the global RNG: resume must restore it
+    second = make_trainer(tmp_path / "resumed", *mnist_test, steps=6)
+    second.run(resume=True, progress=False)
+
+    assert second.step == 6
+    for name, value in straight.generator.state_dict().items():
+        assert torch.equal(value, second.generator.state_dict()[name]), name
+    for name, value in straight.discriminator.state_dict().items():
+        assert torch.equal(value, second.discriminator.state_dict()[name]), name
+
+
+def test_resume_rejects_other_config(tmp_path, mnist_test):
+    make_trainer(tmp_path, *mnist_test, steps=2).run(progress=False)
+    digits, labels = mnist_test
+    other = Trainer(
+        tmp_path, preset_config("mnist-one", conditional=True, **tiny_overrides(width=0.125)),
+        TrainConfig(steps=4, batch_size=8), SyntheticSource("mnist-one", digits[:100], labels[:100], 0), None, "cpu",
+    )
+    with pytest.raises(ValueError, match="another model config"):
+        other.run(resume=True, progress=False)
+
+
+def test_save_atomic_keeps_old_file_on_failure(tmp_path):
+    path = tmp_path / "state.pt"
+    save_atomic({"model_config": {}, "generator": {"w": torch.ones(2)}}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("cannot pickle")
+
+    with pytest.raises(RuntimeError):
+        save_atomic({"bad": Unpicklable()}, path)
+    assert torch.equal(load_checkpoint(path)["generator"]["w"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["state.pt"]
+
+
+def test_load_checkpoint_rejects_foreign_file(tmp_path):
+    path = tmp_path / "other.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable lrgan checkpoint"):
+        load_checkpoint(path)
+
+
+def test_nonfinite_loss_stops_run(tmp_path, mnist_test):
+    trainer = make_trainer(tmp_path, *mnist_test, steps=4)
+    trainer.run(progress=False)
+    trainer.cfg.steps = 8
+    with torch.no_grad():
+        for p in trainer.generator.parameters():
+            p.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="non-finite loss at step 4"):
+        trainer.run(progress=False)
+    # The last good checkpoint is still the one from step 4.
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 4
+
+
+def test_conditional_step_improves_reconstruction(tmp_path, mnist_test):
+    trainer = make_trainer(tmp_path, *mnist_test, steps=30, warmup_steps=100, eval_every=30, log_every=1)
+    trainer.run(progress=False)
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss_rec"] for r in records if "loss_rec" in r]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])

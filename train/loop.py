@@ -1,0 +1,351 @@
+"""The training loop: both modes, checkpoints with exact resume, sample grids and validation."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .checkpoint import load_checkpoint, save_atomic
+from .config import ModelConfig, TrainConfig
+from .datasets import Truth
+from .metrics import background_gray_mae, mask_center, mask_iou, nearly_binary, psnr
+from .networks import ConditionalGenerator, Discriminator, Generator, Layers, warp
+from .visualize import save_grid, to_uint8
+
+log = logging.getLogger(__name__)
+
+VALIDATION_SIZE = 512
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name} requested but CUDA is not available; use --device cpu")
+    return torch.device(name)
+
+
+def build_generator(cfg: ModelConfig) -> torch.nn.Module:
+    return ConditionalGenerator(cfg) if cfg.conditional else Generator(cfg)
+
+
+class Trainer:
+    """One run in its own folder: config.json, log.jsonl, samples/, last.pt and best.pt."""
+
+    def __init__(self, run_dir: str | Path, model_cfg: ModelConfig, train_cfg: TrainConfig,
+                 source, valid_source=None, device: str = "auto"):
+        train_cfg.validate()
+        self.run_dir = Path(run_dir)
+        self.model_cfg = model_cfg
+        self.cfg = train_cfg
+        self.source = source
+        self.valid = valid_source
+        self.device = pick_device(device)
+        self.step = 0
+        self.best_score = -math.inf
+
+        torch.manual_seed(train_cfg.seed)
+        self.generator = build_generator(model_cfg).to(self.device)
+        self.discriminator = Discriminator(model_cfg).to(self.device)
+        betas = (train_cfg.beta1, train_cfg.beta2)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=train_cfg.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=train_cfg.lr, betas=betas)
+
+        # Fixed inputs for the sample grids, so grids of different steps compare.
+        fixed = torch.Generator().manual_seed(train_cfg.seed + 12345)
+        if model_cfg.conditional:
+            grid_source = valid_source if valid_source is not None else source
+            count = min(8, len(grid_source))
+            self.fixed_input = torch.from_numpy(grid_source.batch(range(count)))
+        else:
+            self.fixed_input = torch.randn(8, model_cfg.timesteps, model_cfg.noise_dim, generator=fixed)
+
+    # ----- state -----
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "format": "lrgan-checkpoint-1",
+            "model_config": self.model_cfg.to_dict(),
+            "train_config": asdict(self.cfg),
+            "step": self.step,
+            "best_score": self.best_score,
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "numpy": _numpy_state(),
+                "python": _python_state(),
+            },
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        saved_cfg = ModelConfig.from_dict(state["model_config"])
+        if saved_cfg != self.model_cfg:
+            raise ValueError("the checkpoint was trained with another model config; resume without changing it")
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.step = int(state["step"])
+        self.best_score = float(state["best_score"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        _set_numpy_state(rng["numpy"])
+        _set_python_state(rng["python"])
+
+    def save(self, name: str) -> Path:
+        path = self.run_dir / name
+        save_atomic(self.state(), path)
+        return path
+
+    # ----- data -----
+
+    def batch_indices(self, step: int) -> torch.Tensor:
+        """Indices of the batch at `step`: each epoch is a permutation seeded by (seed, epoch)."""
+        n = len(self.source)
+        size = self.cfg.batch_size
+        per_epoch = max(1, n // size)
+        epoch, position = divmod(step, per_epoch)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.cfg.seed * 100003 + epoch))
+        return order[position * size:(position + 1) * size]
+
+    # ----- steps -----
+
+    def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor) -> float:
+        self.opt_d.zero_grad(set_to_none=True)
+        logits_real = self.discriminator(real)
+        logits_fake = self.discriminator(fake.detach())
+        loss = F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real)) + \
+            F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake))
+        loss.backward()
+        self.opt_d.step()
+        return loss.item()
+
+    def generator_adversarial_loss(self, fake: torch.Tensor) -> torch.Tensor:
+        logits = self.discriminator(fake)
+        return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+
+    def train_step(self, real: torch.Tensor) -> dict[str, float]:
+        if self.model_cfg.conditional:
+            return self.conditional_step(real)
+        return self.unconditional_step(real)
+
+    def unconditional_step(self, real: torch.Tensor) -> dict[str, float]:
+        cfg = self.model_cfg
+        noise = torch.randn(real.shape[0], cfg.timesteps, cfg.noise_dim, device=self.device)
+        fake = self.generator(noise).composite
+
+        # Discriminator: real against generated composites.
+        loss_d = self.discriminator_step(real, fake)
+
+        # Generator: make the discriminator call the composites real.
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g = self.generator_adversarial_loss(fake)
+        loss_g.backward()
+        self.opt_g.step()
+        return {"loss_d": loss_d, "loss_g": loss_g.item()}
+
+    def conditional_step(self, real: torch.Tensor) -> dict[str, float]:
+        cfg = self.cfg
+        layers = self.generator(real)
+        loss_rec = F.l1_loss(layers.composite, real)
+        stats = {"loss_rec": loss_rec.item()}
+        loss_g = cfg.recon_weight * loss_rec
+        if cfg.center_weight > 0:
+            loss_center = mask_center_offset(layers.mask)
+            stats["loss_center"] = loss_center.item()
+            loss_g = loss_g + cfg.center_weight * loss_center
+
+        # After the warm-up, an adversarial term: on cross-composites (this image's objects on
+        # another image's background) or on the reconstruction itself.
+        if self.step >= cfg.warmup_steps and cfg.adversarial != "none":
+            fake = cross_composite(layers) if cfg.adversarial == "cross" else layers.composite
+            stats["loss_d"] = self.discriminator_step(real, fake)
+            loss_adv = self.generator_adversarial_loss(fake)
+            stats["loss_adv"] = loss_adv.item()
+            loss_g = loss_g + cfg.adv_weight * loss_adv
+
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        return stats
+
+    # ----- validation and pictures -----
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Score the generator in eval mode: mask quality, and for the conditional mode the
+        reconstruction and, with ground truth, IoU, background and centre errors."""
+        self.generator.eval()
+        try:
+            if not self.model_cfg.conditional:
+                noise = torch.randn(VALIDATION_SIZE, self.model_cfg.timesteps, self.model_cfg.noise_dim,
+                                    generator=torch.Generator().manual_seed(self.cfg.seed + 777))
+                layers = self.generator(noise.to(self.device))
+                if layers.warped_mask.shape[1] == 0:
+                    return {}
+                masks = layers.warped_mask[:, 0, 0].cpu().numpy()
+                return {"binary_mask_share": float(nearly_binary(masks).mean())}
+            if self.valid is None:
+                return {}
+            indices = range(min(VALIDATION_SIZE, len(self.valid)))
+            images = torch.from_numpy(self.valid.batch(indices)).to(self.device)
+            layers = self.generator(images)
+            return score_decomposition(layers, self.valid.truth(indices))
+        finally:
+            self.generator.train()
+
+    @torch.no_grad()
+    def write_samples(self) -> Path:
+        self.generator.eval()
+        try:
+            fixed = self.fixed_input.to(self.device)
+            layers = self.generator(fixed)
+            real = fixed if self.model_cfg.conditional else None
+            return save_grid(layers, self.run_dir / "samples" / f"step_{self.step:07d}.png", real=real)
+        finally:
+            self.generator.train()
+
+    # ----- the loop -----
+
+    def run(self, resume: bool = False, progress: bool = True) -> dict[str, float]:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        last = self.run_dir / "last.pt"
+        if resume and last.exists():
+            self.load_state(load_checkpoint(last, map_location=self.device))
+            log.info("resumed from %s at step %d", last, self.step)
+        elif resume:
+            log.info("no checkpoint at %s; starting from step 0", last)
+        config_record = {"model": self.model_cfg.to_dict(), "train": asdict(self.cfg), "device": str(self.device)}
+        (self.run_dir / "config.json").write_text(json.dumps(config_record, indent=2) + "\n")
+
+        cfg = self.cfg
+        metrics: dict[str, float] = {}
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress, desc="train", unit="step")
+        started = time.time()
+        with open(self.run_dir / "log.jsonl", "a") as log_file:
+            while self.step < cfg.steps:
+                # One optimisation step on the next batch.
+                real = torch.from_numpy(self.source.batch(self.batch_indices(self.step))).to(self.device)
+                stats = self.train_step(real)
+                if not all(math.isfinite(v) for v in stats.values()):
+                    raise FloatingPointError(
+                        f"non-finite loss at step {self.step}: {stats}; the last good checkpoint is {last}"
+                    )
+                self.step += 1
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items()})
+
+                # Bookkeeping at the configured intervals.
+                record: dict[str, Any] = {}
+                if self.step % cfg.log_every == 0:
+                    record.update(stats)
+                if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+                    metrics = self.validate()
+                    record.update(metrics)
+                    score = selection_score(metrics)
+                    if score is not None and score > self.best_score:
+                        self.best_score = score
+                        self.save("best.pt")
+                    if metrics:
+                        log.info("step %d: %s", self.step, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+                if self.step % cfg.sample_every == 0 or self.step == cfg.steps:
+                    self.write_samples()
+                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                    self.save("last.pt")
+                if record:
+                    record.update(step=self.step, seconds=round(time.time() - started, 2))
+                    log_file.write(json.dumps(record) + "\n")
+                    log_file.flush()
+        bar.close()
+        if not (self.run_dir / "best.pt").exists():
+            self.save("best.pt")
+        return metrics
+
+
+def selection_score(metrics: dict[str, float]) -> float | None:
+    """The number best.pt is chosen by: mask IoU when ground truth exists, else the binary-mask share."""
+    for key in ("mask_iou", "binary_mask_share"):
+        if key in metrics:
+            return metrics[key]
+    return None
+
+
+def mask_center_offset(mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance of each unwarped mask's centroid from its canvas centre.
+
+    mask: B x K x 1 x H x W in [0, 1]; distances are in normalised coordinates ([-1, 1]).
+    """
+    height, width = mask.shape[-2:]
+    ys = torch.linspace(-1 + 1 / height, 1 - 1 / height, height, device=mask.device)
+    xs = torch.linspace(-1 + 1 / width, 1 - 1 / width, width, device=mask.device)
+    weight = mask[:, :, 0]
+    total = weight.sum(dim=(2, 3)) + 1e-6
+    center_x = (weight * xs[None, None, None, :]).sum(dim=(2, 3)) / total
+    center_y = (weight * ys[None, None, :, None]).sum(dim=(2, 3)) / total
+    return (center_x**2 + center_y**2).mean()
+
+
+def cross_composite(layers: Layers) -> torch.Tensor:
+    """Paste every image's warped objects onto the background of another image in the batch."""
+    batch = layers.background.shape[0]
+    order = torch.randperm(batch, device=layers.background.device)
+    canvas = layers.background[order]
+    for k in range(layers.warped_mask.shape[1]):
+        mask = layers.warped_mask[:, k]
+        canvas = mask * layers.warped_foreground[:, k] + (1 - mask) * canvas
+    return canvas
+
+
+def score_decomposition(layers: Layers, truth: Truth) -> dict[str, float]:
+    """Mean mask IoU, reconstruction PSNR, background gray MAE and object-centre error."""
+    union = layers.warped_mask[:, :, 0].amax(dim=1).cpu().numpy()
+    composite = to_uint8(layers.composite).astype(np.float64)
+    background = to_uint8(layers.background)
+    result = {
+        "mask_iou": float(mask_iou(union, truth.masks).mean()),
+        "psnr": float(np.mean(psnr(composite, truth.images))),
+        "background_mae": float(background_gray_mae(background, truth.background_gray).mean()),
+    }
+    if truth.centers.shape[1] == 1:
+        centers = mask_center(union)
+        error = np.linalg.norm(centers - truth.centers[:, 0], axis=1)
+        result["mask_center_error"] = float(np.nanmean(error)) if np.isfinite(error).any() else float("nan")
+    return result
+
+
+def _numpy_state() -> dict[str, Any]:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached": float(cached)}
+
+
+def _set_numpy_state(state: dict[str, Any]) -> None:
+    keys = state["keys"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, state["pos"], state["has_gauss"], state["cached"]))
+
+
+def _python_state() -> list:
+    version, internal, gauss = random.getstate()
+    return [version, list(internal), gauss]
+
+
+def _set_python_state(state: list) -> None:
+    version, internal, gauss = state
+    random.setstate((version, tuple(internal), gauss))
