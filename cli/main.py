@@ -69,6 +69,13 @@ def need_torch(command: str) -> None:
         fail_usage(f"`lrgan {command}` needs PyTorch; install the training extra: pip install 'lrgan[train]'")
 
 
+decompose_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+lrgan_app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="LR-GAN: train, export, evaluate and run layered image models.",
+)
+
+
 # ----- decompose -----
 
 def decompose_images(
@@ -100,6 +107,38 @@ def decompose_images(
     finish(summary, out, report)
 
 
+@lrgan_app.command("masks")
+def masks(
+    inputs: Annotated[list[str], typer.Argument(help="Image files, folders (searched recursively) or glob patterns.")],
+    out: OutOption = Path("masks"),
+    model: ModelOption = DEFAULT_MODEL,
+    cutouts: Annotated[bool, typer.Option("--cutouts", help="Also write NAME_cutout.png (RGBA).")] = False,
+    batch_size: BatchOption = 64,
+    workers: Annotated[int, typer.Option(min=1, help="Threads for decoding and for writing.")] = 2,
+    max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
+    report: ReportOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Write only the object mask of each image (8-bit PNG at the input's size), fast.
+
+    Outputs mirror the input tree: OUT/NAME.png. Exit status: 0 all done, 1 some files
+    failed, 2 usage error.
+    """
+    from ..decompose.model import LayerModel
+    from ..decompose.runner import MaskWriter, run_images
+
+    setup_logging(quiet)
+    try:
+        layer_model = LayerModel(model)
+        layer_model.require("decomposer")
+    except ModelError as exc:
+        fail_usage(str(exc))
+    writer = MaskWriter(out, layer_model, cutouts=cutouts)
+    summary = run_images(inputs, out, layer_model, writer=writer, batch_size=batch_size, max_pixels=max_pixels,
+                         progress=not quiet, workers=workers)
+    finish(summary, out, report)
+
+
 def finish(summary, out: Path, report: Optional[Path]) -> None:
     if report is not None:
         summary.write_report(report)
@@ -111,13 +150,7 @@ def finish(summary, out: Path, report: Optional[Path]) -> None:
     raise typer.Exit(EXIT_FAILED if summary.failed else EXIT_OK)
 
 
-decompose_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 decompose_app.command()(decompose_images)
-
-lrgan_app = typer.Typer(
-    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-    help="LR-GAN: train, export, evaluate and run layered image models.",
-)
 lrgan_app.command("decompose")(decompose_images)
 
 
@@ -179,6 +212,7 @@ def train(
     steps: Annotated[Optional[int], typer.Option(min=1, help="Total optimisation steps (default 3000).")] = None,
     batch_size: Annotated[int, typer.Option(min=2)] = 64,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-4,
+    generator_lr: Annotated[Optional[float], typer.Option(help="Generator learning rate (default: --lr).")] = None,
     timesteps: Annotated[Optional[int], typer.Option(min=1, help="Override the preset's T (1 = DCGAN).")] = None,
     width: Annotated[float, typer.Option(help="Multiplier on all layer widths (0.5 halves them).")] = 1.0,
     norm: Annotated[Optional[str], typer.Option(help="Generator normalisation: batch or group. Default: group for conditional, batch for unconditional.")] = None,
@@ -189,9 +223,11 @@ def train(
     adversarial: Annotated[str, typer.Option(help="Conditional: cross (objects on another image's background), recon (as published) or none.")] = "cross",
     recon_weight: Annotated[float, typer.Option(help="Conditional: weight of the L1 reconstruction loss.")] = 10.0,
     warmup: Annotated[int, typer.Option(min=0, help="Conditional: reconstruction-only steps before the adversarial term.")] = 300,
+    center_weight: Annotated[float, typer.Option(help="Conditional: weight of the prior that centres each mask in its own canvas, so the pose carries the position.")] = 0.0,
     seed: int = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints, sample grids and validation.")] = 250,
+    log_every: Annotated[int, typer.Option(min=1, help="Steps between loss records in log.jsonl.")] = 10,
     threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for PyTorch.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/last.pt with its saved configuration.")] = False,
     quiet: QuietOption = False,
@@ -236,9 +272,9 @@ def train(
                 fail_usage(f"--data is required for preset {preset}: an image folder")
             mnist_dir = str(mnist) if mnist else None
             train_cfg = TrainConfig(
-                steps=steps or 3000, batch_size=batch_size, lr=lr, seed=seed, recon_weight=recon_weight,
-                warmup_steps=warmup, adversarial=adversarial, sample_every=every, checkpoint_every=every,
-                eval_every=every, extra={"data": data_name, "mnist": mnist_dir},
+                steps=steps or 3000, batch_size=batch_size, lr=lr, generator_lr=generator_lr, seed=seed,
+                recon_weight=recon_weight, warmup_steps=warmup, center_weight=center_weight, adversarial=adversarial, sample_every=every, checkpoint_every=every,
+                eval_every=every, log_every=log_every, extra={"data": data_name, "mnist": mnist_dir},
             )
         train_cfg.validate()
         source, valid = make_sources(data_name, model_cfg.image_size, mnist_dir, train_cfg.seed)

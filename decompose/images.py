@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import warnings
 from pathlib import Path
 
@@ -25,9 +26,15 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     """
     path = Path(path)
     try:
-        size = path.stat().st_size
+        info = path.stat()
     except OSError as exc:
         raise ImageError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
+    except RuntimeError as exc:  # Python raises this for a symbolic link loop on some versions
+        raise ImageError(f"{path}: cannot read file ({exc})") from exc
+    size = info.st_size
+    if not stat.S_ISREG(info.st_mode):
+        # Reading a FIFO or device could block forever or never end.
+        raise ImageError(f"{path}: not a regular file")
     if size == 0:
         raise ImageError(f"{path}: file is empty (0 bytes)")
 

@@ -4,27 +4,22 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 from tqdm import tqdm
 
 from .images import DEFAULT_MAX_PIXELS, ImageError, read_image
 from .inputs import InputFile, InputSet, collect_inputs, is_layer_folder
-from .layers import build_layers, to_model_input, write_layers
+from .layers import LAYER_FILES, build_layers, resize_float, to_model_input, write_layers
 from .model import LayerModel
 
 log = logging.getLogger(__name__)
-
-# Every file name a writer may create inside an image's output folder.
-OUTPUT_NAME = re.compile(r"^(background|foreground(_\d+)?|mask(_\d+)?|cutout|composite)\.png$|^pose\.json$")
-
-# Writes one image's outputs; returns the written paths.
-Writer = Callable[[LayerModel, dict, int, np.ndarray, InputFile, Path], list[Path]]
 
 
 @dataclass
@@ -39,7 +34,7 @@ class FileResult:
 
 @dataclass
 class RunSummary:
-    """Per-file results of one run."""
+    """Per-file results of one run, in input order."""
 
     results: list[FileResult] = field(default_factory=list)
 
@@ -66,62 +61,106 @@ class RunSummary:
         path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def write_all_layers(model: LayerModel, outputs: dict, index: int, image: np.ndarray,
-                     item: InputFile, out: Path) -> list[Path]:
-    layers = build_layers(image, outputs, index)
-    return write_layers(layers, image, out / item.name, item.path, model.info.name)
+class LayerWriter:
+    """Writes every layer of an image into its own folder: OUT/NAME/background.png, ..."""
+
+    def __init__(self, out: Path, model: LayerModel):
+        self.out = out
+        self.model = model
+
+    def target(self, item: InputFile) -> Path:
+        return self.out / item.name
+
+    def files(self, item: InputFile) -> list[Path]:
+        folder = self.target(item)
+        names = list(LAYER_FILES)
+        if self.model.info.n_objects > 1:
+            for k in range(1, self.model.info.n_objects + 1):
+                names += [f"foreground_{k}.png", f"mask_{k}.png"]
+        return [folder / name for name in names]
+
+    def owns(self, path: Path) -> bool:
+        """True when an existing file was written by an earlier lrgan run and may be replaced."""
+        return is_layer_folder(path.parent)
+
+    def write(self, outputs: dict, index: int, image: np.ndarray, item: InputFile) -> list[Path]:
+        layers = build_layers(image, outputs, index)
+        return write_layers(layers, image, self.target(item), item.path, self.model.info.name)
 
 
 def run_images(
     arguments: list[str],
     out: Path,
     model: LayerModel,
-    writer: Writer = write_all_layers,
+    writer=None,
     batch_size: int = 16,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = True,
     workers: int = 2,
+    prefetch: int = 2,
 ) -> RunSummary:
-    """Process every input; a bad file is reported and counted, and the others go on."""
+    """Process every input; a bad file is reported and counted, and the others go on.
+
+    Decoding (and resizing to the model's canvas) runs in a thread pool `prefetch` batches
+    ahead of inference, and writing runs in another pool behind it. Pillow, OpenCV and
+    onnxruntime release the GIL, so the three stages overlap.
+    """
     model.require("decomposer")
     out = Path(out)
+    writer = writer or LayerWriter(out, model)
     inputs: InputSet = collect_inputs(arguments, exclude=out)
-    summary = RunSummary()
     input_paths = {_resolved(f.path) for f in inputs.files}
+    results: dict[int, FileResult] = {}
+    early: list[FileResult] = []
 
     for argument, reason in inputs.missing:
         log.error("%s: %s", argument, reason)
-        summary.results.append(FileResult(argument, "failed", error=reason))
+        early.append(FileResult(argument, "failed", error=reason))
     for path in inputs.skipped:
-        summary.results.append(FileResult(str(path), "skipped", error="not an image (by name and content)"))
+        early.append(FileResult(str(path), "skipped", error="not an image (by name and content)"))
     if inputs.skipped:
         log.warning("skipped %d files that are not images by name or content, e.g. %s",
                     len(inputs.skipped), inputs.skipped[0])
 
+    size = model.info.image_size
+    batches = [list(range(i, min(i + batch_size, len(inputs.files)))) for i in range(0, len(inputs.files), batch_size)]
     bar = tqdm(total=len(inputs.files), disable=not progress, desc="images", unit="img")
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for start in range(0, len(inputs.files), batch_size):
-            chunk = inputs.files[start:start + batch_size]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as decode_pool, \
+            ThreadPoolExecutor(max_workers=max(1, workers)) as write_pool:
 
-            # Decode in threads: Pillow releases the GIL while it decodes.
-            decoded = list(pool.map(lambda item: _decode(item, max_pixels), chunk))
-            good = [(item, image) for item, image in zip(chunk, decoded) if isinstance(image, np.ndarray)]
-            for item, image in zip(chunk, decoded):
-                if isinstance(image, str):
-                    log.error("%s", image)
-                    summary.results.append(FileResult(str(item.path), "failed", error=image))
+        def submit(batch: list[int]) -> list[Future]:
+            return [decode_pool.submit(_decode, inputs.files[i], max_pixels, size) for i in batch]
 
-            # One model call for the whole batch.
-            outputs = {}
+        in_flight: deque[tuple[list[int], list[Future]]] = deque()
+        writes: dict[int, Future] = {}
+        next_batch = 0
+        while next_batch < len(batches) or in_flight:
+            # Keep the decoders `prefetch` batches ahead.
+            while next_batch < len(batches) and len(in_flight) < max(1, prefetch):
+                in_flight.append((batches[next_batch], submit(batches[next_batch])))
+                next_batch += 1
+            batch, futures = in_flight.popleft()
+
+            good: list[tuple[int, np.ndarray, np.ndarray]] = []
+            for i, future in zip(batch, futures):
+                decoded = future.result()
+                if isinstance(decoded, str):
+                    log.error("%s", decoded)
+                    results[i] = FileResult(str(inputs.files[i].path), "failed", error=decoded)
+                else:
+                    good.append((i, *decoded))
+
+            # One model call for the whole batch, then hand each image to the writers.
             if good:
-                batch = to_model_input([image for _, image in good], model.info.image_size)
-                outputs = model.run(batch)
+                outputs = model.run(np.stack([small for _, _, small in good]))
+                for index, (i, image, _) in enumerate(good):
+                    writes[i] = write_pool.submit(_write_one, writer, outputs, index, image, inputs.files[i], input_paths)
+            bar.update(len(batch))
 
-            for index, (item, image) in enumerate(good):
-                summary.results.append(_write_one(writer, model, outputs, index, image, item, out, input_paths))
-            bar.update(len(chunk))
+        for i, future in writes.items():
+            results[i] = future.result()
     bar.close()
-    return summary
+    return RunSummary(early + [results[i] for i in sorted(results)])
 
 
 def _resolved(path: Path) -> Path:
@@ -131,40 +170,78 @@ def _resolved(path: Path) -> Path:
         return path.absolute()
 
 
-def _decode(item: InputFile, max_pixels: int) -> np.ndarray | str:
+def _decode(item: InputFile, max_pixels: int, size: int) -> tuple[np.ndarray, np.ndarray] | str:
+    """Return (H x W x 3 uint8 image, 3 x size x size model input), or the error message."""
     try:
-        return read_image(item.path, max_pixels)
+        image = read_image(item.path, max_pixels)
     except ImageError as exc:
         return str(exc)
     except RuntimeError as exc:  # e.g. a symbolic link loop
         return f"{item.path}: cannot open file ({exc})"
+    return image, to_model_input([image], size)[0]
 
 
-def _write_one(writer: Writer, model: LayerModel, outputs: dict, index: int, image: np.ndarray,
-               item: InputFile, out: Path, input_paths: set[Path]) -> FileResult:
-    target = out / item.name
-    # An output must never replace an input file: no input may sit where a layer file goes.
-    resolved_target = _resolved(target)
-    if resolved_target in input_paths or any(
-        p.parent == resolved_target and OUTPUT_NAME.match(p.name) for p in input_paths
-    ):
-        message = f"{item.path}: output folder {target} would overwrite an input; choose another --out"
-        log.error("%s", message)
-        return FileResult(str(item.path), "failed", error=message)
-    # Files already in the target folder are replaced only when an earlier run wrote them.
-    existing = [p for p in target.glob("*") if OUTPUT_NAME.match(p.name)] if target.is_dir() else []
-    if existing and not is_layer_folder(target):
-        message = (f"{item.path}: output folder {target} already holds {existing[0].name}, not written by lrgan; "
-                   "choose another --out")
-        log.error("%s", message)
-        return FileResult(str(item.path), "failed", error=message)
+def _write_one(writer, outputs: dict, index: int, image: np.ndarray, item: InputFile,
+               input_paths: set[Path]) -> FileResult:
+    target = writer.target(item)
+    # An output must never replace an input file, nor a file that lrgan did not write.
+    for path in writer.files(item):
+        if _resolved(path) in input_paths:
+            message = f"{item.path}: output {path} would overwrite an input file; choose another --out"
+            log.error("%s", message)
+            return FileResult(str(item.path), "failed", error=message)
+        if path.exists() and not writer.owns(path):
+            message = (f"{item.path}: output {path} already exists and was not written by lrgan; "
+                       "choose another --out or move the file")
+            log.error("%s", message)
+            return FileResult(str(item.path), "failed", error=message)
     try:
-        written = writer(model, outputs, index, image, item, out)
+        writer.write(outputs, index, image, item)
     except OSError as exc:
         message = f"{item.path}: cannot write outputs to {target} ({exc.strerror or exc})"
         log.error("%s", message)
         return FileResult(str(item.path), "failed", error=message)
-    clobbered = [p for p in written if _resolved(p) in input_paths]
-    if clobbered:  # unreachable while the check above holds; kept as a guard
-        raise RuntimeError(f"wrote over input files {clobbered}")
     return FileResult(str(item.path), "ok", output=str(target))
+
+
+class MaskWriter:
+    """Writes only the union mask (and optionally the RGBA cut-out) of each image: OUT/NAME.png."""
+
+    SOFTWARE = "lrgan"
+
+    def __init__(self, out: Path, model: LayerModel, cutouts: bool = False):
+        self.out = out
+        self.model = model
+        self.cutouts = cutouts
+
+    def target(self, item: InputFile) -> Path:
+        return self.out / f"{item.name}.png"
+
+    def files(self, item: InputFile) -> list[Path]:
+        files = [self.target(item)]
+        if self.cutouts:
+            files.append(self.out / f"{item.name}_cutout.png")
+        return files
+
+    def owns(self, path: Path) -> bool:
+        """True for a PNG that carries this tool's Software text chunk."""
+        try:
+            with Image.open(path) as im:
+                return getattr(im, "text", {}).get("Software") == self.SOFTWARE
+        except (OSError, ValueError):
+            return False
+
+    def write(self, outputs: dict, index: int, image: np.ndarray, item: InputFile) -> list[Path]:
+        height, width = image.shape[:2]
+        small = outputs["warped_mask"][index, :, 0]
+        union = 1 - np.prod(1 - small, axis=0)
+        mask = np.clip(resize_float(union, width, height), 0, 1)
+        alpha = np.rint(mask * 255).astype(np.uint8)
+        info = PngInfo()
+        info.add_text("Software", self.SOFTWARE)
+        paths = self.files(item)
+        paths[0].parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(alpha).save(paths[0], format="PNG", pnginfo=info)
+        if self.cutouts:
+            Image.fromarray(np.dstack([image, alpha])).save(paths[1], format="PNG", pnginfo=info)
+        return paths

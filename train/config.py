@@ -153,6 +153,7 @@ class TrainConfig:
     steps: int = 3000
     batch_size: int = 64
     lr: float = 2e-4
+    generator_lr: float | None = None   # generator (and encoder) learning rate; None uses lr
     beta1: float = 0.5
     beta2: float = 0.999
     seed: int = 0
@@ -171,6 +172,8 @@ class TrainConfig:
     checkpoint_every: int = 250
     eval_every: int = 250
     log_every: int = 10
+    bf16: bool = True            # bf16 autocast on CUDA (ignored on the CPU)
+    channels_last: bool = True   # channels-last memory on CUDA (ignored on the CPU)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import os
 import random
 import time
 from dataclasses import asdict
@@ -13,7 +15,9 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, save_atomic
@@ -30,10 +34,29 @@ VALIDATION_SIZE = 512
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {name} requested but CUDA is not available; use --device cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    # Under torchrun each process takes the GPU of its local rank.
+    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return device
+
+
+def init_distributed(device: torch.device) -> tuple[int, int]:
+    """Join the process group that torchrun describes in the environment; returns (rank, world size).
+
+    NCCL on CUDA, gloo on the CPU. A single process (no WORLD_SIZE, or 1) returns (0, 1).
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
 
 
 def build_generator(cfg: ModelConfig) -> torch.nn.Module:
@@ -52,15 +75,30 @@ class Trainer:
         self.source = source
         self.valid = valid_source
         self.device = pick_device(device)
+        self.rank, self.world = init_distributed(self.device)
+        if train_cfg.batch_size % self.world:
+            raise ValueError(f"batch_size {train_cfg.batch_size} must be divisible by the {self.world} processes")
         self.step = 0
         self.best_score = -math.inf
 
+        # bf16 autocast and channels-last memory only pay on CUDA; the CPU keeps float32.
+        on_cuda = self.device.type == "cuda"
+        self.autocast = on_cuda and train_cfg.bf16 and torch.cuda.is_bf16_supported()
+        memory_format = torch.channels_last if on_cuda and train_cfg.channels_last else torch.contiguous_format
+
         torch.manual_seed(train_cfg.seed)
-        self.generator = build_generator(model_cfg).to(self.device)
-        self.discriminator = Discriminator(model_cfg).to(self.device)
+        self.g_module = build_generator(model_cfg).to(self.device, memory_format=memory_format)
+        self.d_module = Discriminator(model_cfg).to(self.device, memory_format=memory_format)
+        self.generator, self.discriminator = self.g_module, self.d_module
+        if self.world > 1:
+            # DDP copies rank 0's weights to every process and averages gradients.
+            ids = [self.device.index] if on_cuda else None
+            self.generator = DistributedDataParallel(self.g_module, device_ids=ids)
+            self.discriminator = DistributedDataParallel(self.d_module, device_ids=ids)
+            torch.manual_seed(train_cfg.seed * 1000 + self.rank)  # different noise on each process
         betas = (train_cfg.beta1, train_cfg.beta2)
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=train_cfg.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=train_cfg.lr, betas=betas)
+        self.opt_g = torch.optim.Adam(self.g_module.parameters(), lr=train_cfg.generator_lr or train_cfg.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.d_module.parameters(), lr=train_cfg.lr, betas=betas)
 
         # Fixed inputs for the sample grids, so grids of different steps compare.
         fixed = torch.Generator().manual_seed(train_cfg.seed + 12345)
@@ -80,8 +118,8 @@ class Trainer:
             "train_config": asdict(self.cfg),
             "step": self.step,
             "best_score": self.best_score,
-            "generator": self.generator.state_dict(),
-            "discriminator": self.discriminator.state_dict(),
+            "generator": self.g_module.state_dict(),
+            "discriminator": self.d_module.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "rng": {
@@ -96,8 +134,8 @@ class Trainer:
         saved_cfg = ModelConfig.from_dict(state["model_config"])
         if saved_cfg != self.model_cfg:
             raise ValueError("the checkpoint was trained with another model config; resume without changing it")
-        self.generator.load_state_dict(state["generator"])
-        self.discriminator.load_state_dict(state["discriminator"])
+        self.g_module.load_state_dict(state["generator"])
+        self.d_module.load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.step = int(state["step"])
@@ -108,10 +146,18 @@ class Trainer:
             torch.cuda.set_rng_state_all(rng["cuda"])
         _set_numpy_state(rng["numpy"])
         _set_python_state(rng["python"])
+        if self.world > 1:
+            # NOTE: only rank 0's random state is saved, so other ranks draw new noise after a
+            # resume; single-process resume is exact.
+            torch.manual_seed(self.cfg.seed * 1000 + self.rank + self.step)
 
     def save(self, name: str) -> Path:
+        """Write a checkpoint from rank 0 (every rank must call this, for the barrier)."""
         path = self.run_dir / name
-        save_atomic(self.state(), path)
+        if self.rank == 0:
+            save_atomic(self.state(), path)
+        if self.world > 1:
+            dist.barrier()
         return path
 
     # ----- data -----
@@ -123,7 +169,9 @@ class Trainer:
         per_epoch = max(1, n // size)
         epoch, position = divmod(step, per_epoch)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.cfg.seed * 100003 + epoch))
-        return order[position * size:(position + 1) * size]
+        batch = order[position * size:(position + 1) * size]
+        # With several processes each takes every world-th image of the global batch.
+        return batch[self.rank::self.world]
 
     # ----- steps -----
 
@@ -142,9 +190,10 @@ class Trainer:
         return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
 
     def train_step(self, real: torch.Tensor) -> dict[str, float]:
-        if self.model_cfg.conditional:
-            return self.conditional_step(real)
-        return self.unconditional_step(real)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
+            if self.model_cfg.conditional:
+                return self.conditional_step(real)
+            return self.unconditional_step(real)
 
     def unconditional_step(self, real: torch.Tensor) -> dict[str, float]:
         cfg = self.model_cfg
@@ -192,12 +241,13 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         """Score the generator in eval mode: mask quality, and for the conditional mode the
         reconstruction and, with ground truth, IoU, background and centre errors."""
-        self.generator.eval()
+        generator = self.g_module
+        generator.eval()
         try:
             if not self.model_cfg.conditional:
                 noise = torch.randn(VALIDATION_SIZE, self.model_cfg.timesteps, self.model_cfg.noise_dim,
                                     generator=torch.Generator().manual_seed(self.cfg.seed + 777))
-                layers = self.generator(noise.to(self.device))
+                layers = generator(noise.to(self.device))
                 if layers.warped_mask.shape[1] == 0:
                     return {}
                 masks = layers.warped_mask[:, 0, 0].cpu().numpy()
@@ -206,40 +256,47 @@ class Trainer:
                 return {}
             indices = range(min(VALIDATION_SIZE, len(self.valid)))
             images = torch.from_numpy(self.valid.batch(indices)).to(self.device)
-            layers = self.generator(images)
+            layers = generator(images)
             return score_decomposition(layers, self.valid.truth(indices))
         finally:
-            self.generator.train()
+            generator.train()
 
     @torch.no_grad()
     def write_samples(self) -> Path:
-        self.generator.eval()
+        self.g_module.eval()
         try:
             fixed = self.fixed_input.to(self.device)
-            layers = self.generator(fixed)
+            layers = self.g_module(fixed)
             real = fixed if self.model_cfg.conditional else None
             return save_grid(layers, self.run_dir / "samples" / f"step_{self.step:07d}.png", real=real)
         finally:
-            self.generator.train()
+            self.g_module.train()
 
     # ----- the loop -----
 
     def run(self, resume: bool = False, progress: bool = True) -> dict[str, float]:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         last = self.run_dir / "last.pt"
+        if self.rank == 0:
+            # A process killed while saving leaves a partial temporary file, never a torn checkpoint.
+            for stale in self.run_dir.glob(".*.pt.*.tmp"):
+                stale.unlink(missing_ok=True)
         if resume and last.exists():
             self.load_state(load_checkpoint(last, map_location=self.device))
             log.info("resumed from %s at step %d", last, self.step)
         elif resume:
             log.info("no checkpoint at %s; starting from step 0", last)
-        config_record = {"model": self.model_cfg.to_dict(), "train": asdict(self.cfg), "device": str(self.device)}
-        (self.run_dir / "config.json").write_text(json.dumps(config_record, indent=2) + "\n")
+        main = self.rank == 0
+        if main:
+            config_record = {"model": self.model_cfg.to_dict(), "train": asdict(self.cfg),
+                             "device": str(self.device), "processes": self.world}
+            (self.run_dir / "config.json").write_text(json.dumps(config_record, indent=2) + "\n")
 
         cfg = self.cfg
         metrics: dict[str, float] = {}
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress, desc="train", unit="step")
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not (progress and main), desc="train", unit="step")
         started = time.time()
-        with open(self.run_dir / "log.jsonl", "a") as log_file:
+        with open(self.run_dir / "log.jsonl", "a") if main else contextlib.nullcontext() as log_file:
             while self.step < cfg.steps:
                 # One optimisation step on the next batch.
                 real = torch.from_numpy(self.source.batch(self.batch_indices(self.step))).to(self.device)
@@ -256,26 +313,26 @@ class Trainer:
                 record: dict[str, Any] = {}
                 if self.step % cfg.log_every == 0:
                     record.update(stats)
-                if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+                if main and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
                     metrics = self.validate()
                     record.update(metrics)
                     score = selection_score(metrics)
                     if score is not None and score > self.best_score:
                         self.best_score = score
-                        self.save("best.pt")
+                        save_atomic(self.state(), self.run_dir / "best.pt")
                     if metrics:
                         log.info("step %d: %s", self.step, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-                if self.step % cfg.sample_every == 0 or self.step == cfg.steps:
+                if main and (self.step % cfg.sample_every == 0 or self.step == cfg.steps):
                     self.write_samples()
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                     self.save("last.pt")
-                if record:
+                if record and main:
                     record.update(step=self.step, seconds=round(time.time() - started, 2))
                     log_file.write(json.dumps(record) + "\n")
                     log_file.flush()
         bar.close()
-        if not (self.run_dir / "best.pt").exists():
-            self.save("best.pt")
+        if main and not (self.run_dir / "best.pt").exists():
+            save_atomic(self.state(), self.run_dir / "best.pt")
         return metrics
 
 
@@ -291,11 +348,13 @@ def mask_center_offset(mask: torch.Tensor) -> torch.Tensor:
     """Mean squared distance of each unwarped mask's centroid from its canvas centre.
 
     mask: B x K x 1 x H x W in [0, 1]; distances are in normalised coordinates ([-1, 1]).
+    Pixels are weighted by the squared mask, so the faint values spread over the whole
+    canvas do not pull every centroid to the middle.
     """
     height, width = mask.shape[-2:]
     ys = torch.linspace(-1 + 1 / height, 1 - 1 / height, height, device=mask.device)
     xs = torch.linspace(-1 + 1 / width, 1 - 1 / width, width, device=mask.device)
-    weight = mask[:, :, 0]
+    weight = mask[:, :, 0] ** 2
     total = weight.sum(dim=(2, 3)) + 1e-6
     center_x = (weight * xs[None, None, None, :]).sum(dim=(2, 3)) / total
     center_y = (weight * ys[None, None, :, None]).sum(dim=(2, 3)) / total
