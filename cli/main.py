@@ -154,6 +154,66 @@ decompose_app.command()(decompose_images)
 lrgan_app.command("decompose")(decompose_images)
 
 
+# ----- faces -----
+
+@lrgan_app.command("faces")
+def faces(
+    inputs: Annotated[list[str], typer.Argument(help="Image files, folders (searched recursively) or glob patterns.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV file with one face box per image.")] = Path("faces.csv"),
+    model: ModelOption = "lfw",
+    crops: Annotated[Optional[Path], typer.Option(help="Folder for the face crops (PNG).")] = None,
+    draw: Annotated[Optional[Path], typer.Option(help="Folder for the photos with the box drawn (PNG).")] = None,
+    batch_size: BatchOption = 32,
+    max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
+    report: ReportOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Find the face in each photo from the face model's mask and pose.
+
+    The box is the largest connected part of the mask above 0.5 (the part under the pose's
+    centre when it is large enough), in the input's pixels, with a score in [0, 1]. Images
+    without such a part get found=0.
+    """
+    from ..decompose.faces import run_faces
+    from ..decompose.model import LayerModel
+
+    setup_logging(quiet)
+    try:
+        layer_model = LayerModel(model)
+        layer_model.require("decomposer")
+        summary = run_faces(inputs, out, layer_model, crops=crops, draw=draw, batch_size=batch_size,
+                            max_pixels=max_pixels, progress=not quiet)
+    except (ModelError, FileExistsError) as exc:
+        fail_usage(str(exc))
+    finish(summary, out, report)
+
+
+# ----- sample -----
+
+@lrgan_app.command("sample")
+def sample(
+    model: Annotated[str, typer.Option("--model", "-m", help="Embedded sampler name or path to an lrgan sampler .onnx.")],
+    out: OutOption = Path("samples"),
+    count: Annotated[int, typer.Option("--n", "-n", min=1, help="Number of samples.")] = 16,
+    seed: Annotated[int, typer.Option(help="Seed of the noise.")] = 0,
+    grid: Annotated[bool, typer.Option("--grid/--no-grid", help="Also write grid.png in the paper's layout.")] = True,
+    walk: Annotated[Optional[str], typer.Option(help="'background': hold the background code, walk the object codes.")] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Generate layered images from noise: each sample's layers, poses and a grid."""
+    from ..decompose.model import LayerModel
+    from ..decompose.sampling import sample_to_folder
+
+    setup_logging(quiet)
+    try:
+        layer_model = LayerModel(model)
+        layer_model.require("sampler")
+        sample_to_folder(layer_model, count, out, seed=seed, walk=walk, grid=grid)
+    except (ModelError, ValueError) as exc:
+        fail_usage(str(exc))
+    log.info("wrote %d samples to %s", count, out)
+
+
 # ----- models -----
 
 @lrgan_app.command("models")
@@ -209,6 +269,9 @@ def train(
     mode: Annotated[str, typer.Option(help="unconditional (noise -> layers) or conditional (image -> layers).")] = "unconditional",
     data: Annotated[Optional[str], typer.Option(help="mnist-one, mnist-two, or an image folder. Default: the preset's synthetic data.")] = None,
     mnist: MnistOption = None,
+    lfw: Annotated[Optional[Path], typer.Option(help="LFW archive (.tgz) or extracted tree, for --data lfw.")] = None,
+    valid_dir: Annotated[Optional[Path], typer.Option("--valid", help="Image folder for validation when --data is a folder.")] = None,
+    reframe: Annotated[bool, typer.Option("--reframe/--no-reframe", help="LFW: move and resize each face at random.")] = True,
     steps: Annotated[Optional[int], typer.Option(min=1, help="Total optimisation steps (default 3000).")] = None,
     batch_size: Annotated[int, typer.Option(min=2)] = 64,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-4,
@@ -255,6 +318,9 @@ def train(
                 train_cfg.steps = steps
             data_name = train_cfg.extra.get("data", data)
             mnist_dir = mnist or train_cfg.extra.get("mnist")
+            lfw_path = lfw or train_cfg.extra.get("lfw")
+            reframe = train_cfg.extra.get("reframe", reframe)
+            valid_folder = valid_dir or train_cfg.extra.get("valid")
         else:
             if mode not in ("conditional", "unconditional"):
                 fail_usage(f"--mode must be conditional or unconditional, got {mode!r}")
@@ -267,17 +333,23 @@ def train(
             if timesteps is not None:
                 overrides["timesteps"] = timesteps
             model_cfg = preset_config(preset, **overrides)
-            data_name = data or (preset if preset in ("mnist-one", "mnist-two") else None)
+            data_name = data or (preset if preset in ("mnist-one", "mnist-two", "lfw") else None)
             if data_name is None:
                 fail_usage(f"--data is required for preset {preset}: an image folder")
             mnist_dir = str(mnist) if mnist else None
+            lfw_path = str(lfw) if lfw else None
+            valid_folder = str(valid_dir) if valid_dir else None
             train_cfg = TrainConfig(
                 steps=steps or 3000, batch_size=batch_size, lr=lr, generator_lr=generator_lr, seed=seed,
-                recon_weight=recon_weight, warmup_steps=warmup, center_weight=center_weight, adversarial=adversarial, sample_every=every, checkpoint_every=every,
-                eval_every=every, log_every=log_every, extra={"data": data_name, "mnist": mnist_dir},
+                recon_weight=recon_weight, warmup_steps=warmup, center_weight=center_weight,
+                adversarial=adversarial, sample_every=every, checkpoint_every=every, eval_every=every,
+                log_every=log_every,
+                extra={"data": data_name, "mnist": mnist_dir, "lfw": lfw_path, "reframe": reframe,
+                       "valid": valid_folder},
             )
         train_cfg.validate()
-        source, valid = make_sources(data_name, model_cfg.image_size, mnist_dir, train_cfg.seed)
+        source, valid = make_sources(data_name, model_cfg.image_size, mnist_dir, train_cfg.seed, lfw_path, reframe,
+                                     valid_folder)
         trainer = Trainer(out, model_cfg, train_cfg, source, valid, device=device)
     except (ValueError, FileNotFoundError) as exc:
         fail_usage(str(exc))
@@ -336,6 +408,27 @@ def evaluate(
     try:
         result = evaluate_synthetic(model, data, mnist, split, count, seed, out, progress=not quiet)
     except (ModelError, FileNotFoundError, ValueError) as exc:
+        fail_usage(str(exc))
+    for key, value in result.items():
+        typer.echo(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+
+
+@lrgan_app.command("evaluate-faces")
+def evaluate_faces_command(
+    lfw: Annotated[Path, typer.Option(help="LFW archive (.tgz) or extracted tree.")],
+    model: ModelOption = "lfw",
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="Held-out photos to re-frame and score.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the photo choice and the re-framing.")] = 2024,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for faces.json and the example figure.")] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Compare face boxes with OpenCV's Haar cascade on re-framed held-out LFW photos."""
+    from ..train.face_eval import evaluate_faces
+
+    setup_logging(quiet)
+    try:
+        result = evaluate_faces(model, lfw, count, seed, out, progress=not quiet)
+    except (ModelError, FileNotFoundError, ValueError, RuntimeError) as exc:
         fail_usage(str(exc))
     for key, value in result.items():
         typer.echo(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")

@@ -204,10 +204,26 @@ def _write_one(writer, outputs: dict, index: int, image: np.ndarray, item: Input
     return FileResult(str(item.path), "ok", output=str(target))
 
 
+SOFTWARE_TAG = "lrgan"  # PNG "Software" text chunk on files this tool writes outside layer folders
+
+
+def is_lrgan_png(path: Path) -> bool:
+    """True for a PNG that carries this tool's Software text chunk, so a later run may replace it."""
+    try:
+        with Image.open(path) as im:
+            return getattr(im, "text", {}).get("Software") == SOFTWARE_TAG
+    except (OSError, ValueError):
+        return False
+
+
+def tagged_png_info() -> PngInfo:
+    info = PngInfo()
+    info.add_text("Software", SOFTWARE_TAG)
+    return info
+
+
 class MaskWriter:
     """Writes only the union mask (and optionally the RGBA cut-out) of each image: OUT/NAME.png."""
-
-    SOFTWARE = "lrgan"
 
     def __init__(self, out: Path, model: LayerModel, cutouts: bool = False):
         self.out = out
@@ -224,12 +240,7 @@ class MaskWriter:
         return files
 
     def owns(self, path: Path) -> bool:
-        """True for a PNG that carries this tool's Software text chunk."""
-        try:
-            with Image.open(path) as im:
-                return getattr(im, "text", {}).get("Software") == self.SOFTWARE
-        except (OSError, ValueError):
-            return False
+        return is_lrgan_png(path)
 
     def write(self, outputs: dict, index: int, image: np.ndarray, item: InputFile) -> list[Path]:
         height, width = image.shape[:2]
@@ -237,8 +248,7 @@ class MaskWriter:
         union = 1 - np.prod(1 - small, axis=0)
         mask = np.clip(resize_float(union, width, height), 0, 1)
         alpha = np.rint(mask * 255).astype(np.uint8)
-        info = PngInfo()
-        info.add_text("Software", self.SOFTWARE)
+        info = tagged_png_info()
         paths = self.files(item)
         paths[0].parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(alpha).save(paths[0], format="PNG", pnginfo=info)

@@ -29,6 +29,29 @@ def mnist_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def lfw_tree(tmp_path_factory) -> Path:
+    """The LFW archive extracted once into a temporary folder (about 2 seconds)."""
+    import tarfile
+
+    archive = require_data(SHARED_DATA / "lfw-deepfunneled.tgz")
+    target = tmp_path_factory.mktemp("lfw")
+    with tarfile.open(archive) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
+@pytest.fixture(scope="session")
+def cifar_tree(tmp_path_factory) -> Path:
+    import tarfile
+
+    archive = require_data(SHARED_DATA / "cifar10-jpeg.tar.gz")
+    target = tmp_path_factory.mktemp("cifar")
+    with tarfile.open(archive) as tar:
+        tar.extractall(target, filter="data")
+    return target / "cifar10-jpeg"
+
+
+@pytest.fixture(scope="session")
 def mnist_test(mnist_dir):
     from lrgan.train.data import load_mnist
 

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from .data import SyntheticMnist, load_mnist
+from .lfw import LfwSource
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -79,8 +80,15 @@ class FolderSource:
         return images.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
 
 
-def make_sources(data: str, image_size: int, mnist_dir: str | Path | None, seed: int):
+def make_sources(data: str, image_size: int, mnist_dir: str | Path | None, seed: int,
+                 lfw_path: str | Path | None = None, reframe: bool = True, valid_folder: str | Path | None = None):
     """Return (training source, validation source or None) for a data name or folder."""
+    if data == "lfw":
+        if lfw_path is None:
+            raise ValueError("--lfw PATH is required for --data lfw: the LFW archive or its extracted tree")
+        train = LfwSource(lfw_path, image_size, "train", reframed=reframe, seed=seed)
+        valid = LfwSource(lfw_path, image_size, "test", reframed=reframe, seed=seed + 1)
+        return train, valid
     if data in ("mnist-one", "mnist-two"):
         if mnist_dir is None:
             raise ValueError(f"--mnist DIR is required for --data {data}: the folder with the MNIST IDX files")
@@ -96,5 +104,6 @@ def make_sources(data: str, image_size: int, mnist_dir: str | Path | None, seed:
         return train, valid
     folder = Path(data)
     if not folder.is_dir():
-        raise ValueError(f"--data must be mnist-one, mnist-two or an image folder; {data!r} is neither")
-    return FolderSource(folder, image_size), None
+        raise ValueError(f"--data must be mnist-one, mnist-two, lfw or an image folder; {data!r} is none of them")
+    valid = FolderSource(valid_folder, image_size) if valid_folder else None
+    return FolderSource(folder, image_size), valid

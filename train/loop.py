@@ -168,6 +168,8 @@ class Trainer:
         size = self.cfg.batch_size
         per_epoch = max(1, n // size)
         epoch, position = divmod(step, per_epoch)
+        if hasattr(self.source, "epoch"):
+            self.source.epoch = epoch  # sources that augment draw new variations each epoch
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.cfg.seed * 100003 + epoch))
         batch = order[position * size:(position + 1) * size]
         # With several processes each takes every world-th image of the global batch.
@@ -257,7 +259,9 @@ class Trainer:
             indices = range(min(VALIDATION_SIZE, len(self.valid)))
             images = torch.from_numpy(self.valid.batch(indices)).to(self.device)
             layers = generator(images)
-            return score_decomposition(layers, self.valid.truth(indices))
+            if hasattr(self.valid, "truth"):
+                return score_decomposition(layers, self.valid.truth(indices))
+            return score_unlabelled(layers, images)
         finally:
             generator.train()
 
@@ -337,11 +341,31 @@ class Trainer:
 
 
 def selection_score(metrics: dict[str, float]) -> float | None:
-    """The number best.pt is chosen by: mask IoU when ground truth exists, else the binary-mask share."""
-    for key in ("mask_iou", "binary_mask_share"):
-        if key in metrics:
-            return metrics[key]
-    return None
+    """The number best.pt is chosen by: mask IoU when ground truth exists; for unlabelled
+    photos the share of usable masks plus PSNR / 100 (so PSNR only breaks near-ties); for
+    the unconditional model the share of nearly binary masks."""
+    if "mask_iou" in metrics:
+        return metrics["mask_iou"]
+    if "usable_mask_share" in metrics:
+        return metrics["usable_mask_share"] + metrics["psnr"] / 100
+    return metrics.get("binary_mask_share")
+
+
+def score_unlabelled(layers: Layers, images: torch.Tensor) -> dict[str, float]:
+    """Reconstruction PSNR and the mask-area distribution of photos without ground truth.
+
+    A mask is usable when it covers between 1 % and 95 % of the image (mask > 0.5).
+    """
+    union = layers.warped_mask[:, :, 0].amax(dim=1).cpu().numpy()
+    area = (union > 0.5).mean(axis=(1, 2))
+    composite = to_uint8(layers.composite).astype(np.float64)
+    return {
+        "psnr": float(np.mean(psnr(composite, to_uint8(images)))),
+        "empty_mask_share": float((area < 0.01).mean()),
+        "full_mask_share": float((area > 0.95).mean()),
+        "usable_mask_share": float(((area >= 0.01) & (area <= 0.95)).mean()),
+        "mask_area_mean": float(area.mean()),
+    }
 
 
 def mask_center_offset(mask: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,180 @@
+"""Face boxes from a decomposer's mask and pose, and the `lrgan faces` folder run."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from .images import DEFAULT_MAX_PIXELS, save_png
+from .inputs import InputFile
+from .layers import pose_record, resize_float
+from .model import LayerModel
+from .runner import RunSummary, is_lrgan_png, run_images, tagged_png_info
+
+log = logging.getLogger(__name__)
+
+MASK_THRESHOLD = 0.5
+MIN_AREA = 0.01   # a component under 1 % of the image is no face
+CSV_FIELDS = ["file", "found", "x0", "y0", "x1", "y1", "score", "pose_center_x", "pose_center_y",
+              "pose_scale_x", "pose_scale_y", "width", "height"]
+
+
+@dataclass
+class FaceBox:
+    """One image's face box in its own pixels (x0, y0 inclusive, x1, y1 exclusive)."""
+
+    found: bool
+    x0: int = 0
+    y0: int = 0
+    x1: int = 0
+    y1: int = 0
+    score: float = 0.0
+
+    def iou(self, other: "FaceBox") -> float:
+        if not (self.found and other.found):
+            return 0.0
+        ix = max(0, min(self.x1, other.x1) - max(self.x0, other.x0))
+        iy = max(0, min(self.y1, other.y1) - max(self.y0, other.y0))
+        inter = ix * iy
+        union = (self.x1 - self.x0) * (self.y1 - self.y0) + (other.x1 - other.x0) * (other.y1 - other.y0) - inter
+        return inter / union if union > 0 else 0.0
+
+
+def box_from_mask(mask: np.ndarray, pose: dict | None = None) -> FaceBox:
+    """Box of the mask's largest connected component above MASK_THRESHOLD.
+
+    When the pose is given, the component that holds the pose's object centre wins over a
+    larger one elsewhere. The score is the component's share of all mask weight times its
+    mean mask value, in [0, 1].
+    """
+    height, width = mask.shape
+    binary = (mask > MASK_THRESHOLD).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    if count <= 1:
+        return FaceBox(False)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    best = 1 + int(np.argmax(areas))
+    if pose is not None:
+        cx, cy = (int(round(v)) for v in pose["center_px"])
+        if 0 <= cx < width and 0 <= cy < height and labels[cy, cx] > 0:
+            candidate = int(labels[cy, cx])
+            # The pose's component must still be a sizeable part of the mask.
+            if stats[candidate, cv2.CC_STAT_AREA] >= 0.25 * areas.max():
+                best = candidate
+    if stats[best, cv2.CC_STAT_AREA] < MIN_AREA * height * width:
+        return FaceBox(False)
+    x, y, w, h = (int(stats[best, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
+    inside = labels == best
+    total = float(mask.sum()) or 1.0
+    score = float(mask[inside].sum() / total) * float(mask[inside].mean())
+    return FaceBox(True, x, y, x + w, y + h, min(1.0, score))
+
+
+def full_mask(outputs: dict, index: int, width: int, height: int) -> np.ndarray:
+    small = outputs["warped_mask"][index, :, 0]
+    union = 1 - np.prod(1 - small, axis=0)
+    return np.clip(resize_float(union, width, height), 0, 1)
+
+
+def draw_box(image: np.ndarray, box: FaceBox, color=(0, 255, 0)) -> np.ndarray:
+    out = image.copy()
+    if box.found:
+        thickness = max(1, round(min(image.shape[:2]) / 125))
+        cv2.rectangle(out, (box.x0, box.y0), (box.x1 - 1, box.y1 - 1), color, thickness)
+    return out
+
+
+class FaceWriter:
+    """Collects one CSV row per image and writes optional crops and drawings."""
+
+    def __init__(self, model: LayerModel, crops: Path | None, draw: Path | None):
+        self.model = model
+        self.crops = crops
+        self.draw = draw
+        self.rows: dict[str, dict] = {}
+
+    def target(self, item: InputFile) -> Path:
+        return Path(item.name)
+
+    def files(self, item: InputFile) -> list[Path]:
+        files = []
+        if self.crops is not None:
+            files.append(self.crops / f"{item.name}.png")
+        if self.draw is not None:
+            files.append(self.draw / f"{item.name}.png")
+        return files
+
+    def owns(self, path: Path) -> bool:
+        return is_lrgan_png(path)
+
+    def write(self, outputs: dict, index: int, image: np.ndarray, item: InputFile) -> list[Path]:
+        height, width = image.shape[:2]
+        mask = full_mask(outputs, index, width, height)
+        pose = pose_record(outputs["pose"][index, 0], width, height) if outputs["pose"].shape[1] else None
+        box = box_from_mask(mask, pose)
+        self.rows[str(item.path)] = {
+            "file": str(item.path), "found": int(box.found), "x0": box.x0, "y0": box.y0, "x1": box.x1, "y1": box.y1,
+            "score": round(box.score, 4),
+            "pose_center_x": round(pose["center_px"][0], 2) if pose else "",
+            "pose_center_y": round(pose["center_px"][1], 2) if pose else "",
+            "pose_scale_x": round(pose["scale_x"], 4) if pose else "",
+            "pose_scale_y": round(pose["scale_y"], 4) if pose else "",
+            "width": width, "height": height,
+        }
+        written = []
+        info = tagged_png_info()
+        if self.crops is not None and box.found:
+            path = self.crops / f"{item.name}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image[box.y0:box.y1, box.x0:box.x1]).save(path, pnginfo=info)
+            written.append(path)
+        if self.draw is not None:
+            path = self.draw / f"{item.name}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(draw_box(image, box)).save(path, pnginfo=info)
+            written.append(path)
+        return written
+
+
+def is_faces_csv(path: Path) -> bool:
+    """True for a CSV file this tool wrote (its header is CSV_FIELDS)."""
+    try:
+        with open(path, newline="") as f:
+            return next(csv.reader(f), None) == CSV_FIELDS
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+
+
+def run_faces(arguments: list[str], csv_path: Path, model: LayerModel, crops: Path | None = None,
+              draw: Path | None = None, batch_size: int = 32, max_pixels: int = DEFAULT_MAX_PIXELS,
+              progress: bool = True) -> RunSummary:
+    """Find one face box per image and write them to a CSV file (rows in input order).
+
+    Raises FileExistsError when csv_path exists and is not a faces CSV of an earlier run.
+    """
+    if csv_path.exists() and not is_faces_csv(csv_path):
+        raise FileExistsError(f"{csv_path} exists and is not a faces CSV written by lrgan; choose another --out")
+    writer = FaceWriter(model, crops, draw)
+    out = crops or draw or csv_path.parent
+    summary = run_images(arguments, out, model, writer=writer, batch_size=batch_size, max_pixels=max_pixels,
+                         progress=progress)
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(csv_path, "w", newline="") as f:
+        table = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        table.writeheader()
+        for result in summary.results:
+            if result.input in writer.rows:
+                table.writerow(writer.rows[result.input])
+    return summary
+
+
+def save_drawing(image: np.ndarray, boxes: list[tuple[FaceBox, tuple[int, int, int]]], path: Path) -> None:
+    for box, color in boxes:
+        image = draw_box(image, box, color)
+    save_png(image, path)

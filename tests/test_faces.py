@@ -1,0 +1,144 @@
+"""LFW and image-folder loaders, re-framing, face boxes and the faces command on real photos."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lrgan.decompose.faces import FaceBox, box_from_mask
+from lrgan.train.datasets import FolderSource
+from lrgan.train.lfw import LfwSource, find_people_root, is_held_out, lfw_photos, load_photo, reframe
+
+
+def test_lfw_split_holds_people_out(lfw_tree):
+    train = lfw_photos(lfw_tree, "train")
+    test = lfw_photos(lfw_tree, "test")
+    train_people = {p.parent.name for p in train}
+    test_people = {p.parent.name for p in test}
+    assert not train_people & test_people
+    assert all(is_held_out(name) for name in test_people)
+    assert 0.07 < len(test) / (len(train) + len(test)) < 0.13
+
+
+def test_lfw_both_layouts(tmp_path, lfw_tree):
+    people = sorted(p for p in (lfw_tree / "lfw-deepfunneled").iterdir() if p.is_dir())[:3]
+    for layout in ("lfw", "lfw-deepfunneled"):
+        root = tmp_path / layout / layout
+        root.mkdir(parents=True)
+        for person in people:
+            os.symlink(person, root / person.name)
+        assert find_people_root(tmp_path / layout) == root
+        assert len(lfw_photos(tmp_path / layout, "all")) == sum(len(list(p.glob("*.jpg"))) for p in people)
+
+
+def test_lfw_from_archive(tmp_path, monkeypatch):
+    from conftest import SHARED_DATA, require_data
+
+    archive = require_data(SHARED_DATA / "lfw-deepfunneled.tgz")
+    monkeypatch.setenv("LRGAN_CACHE", str(tmp_path / "cache"))
+    photos = lfw_photos(archive, "test")
+    assert photos and photos[0].is_file()
+    assert str(photos[0]).startswith(str(tmp_path / "cache"))
+
+
+def test_lfw_missing_tree(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no LFW tree"):
+        lfw_photos(tmp_path, "train")
+
+
+def test_reframe_moves_and_resizes_face(lfw_tree):
+    photo = load_photo(lfw_photos(lfw_tree, "test")[0])
+    framed, how = reframe(photo, np.random.default_rng(3))
+    again, _ = reframe(photo, np.random.default_rng(3))
+    assert framed.shape == photo.shape
+    assert np.array_equal(framed, again)
+    assert 0.5 <= how.zoom <= 1.4
+    assert 0.275 * 250 <= how.center_x <= 0.725 * 250
+    # The photo's centre pixel lands at the new face centre.
+    cy, cx = int(round(how.center_y)), int(round(how.center_x))
+    assert np.abs(framed[cy, cx].astype(int) - photo[125, 125].astype(int)).max() < 40
+
+
+def test_lfw_source_batch(lfw_tree):
+    source = LfwSource(lfw_tree, 64, "test", seed=0)
+    batch = source.batch([0, 1, 2])
+    assert batch.shape == (3, 3, 64, 64)
+    assert -1 <= batch.min() and batch.max() <= 1
+    source.epoch = 1
+    assert not np.array_equal(source.batch([0]), batch[:1])
+
+
+def test_image_folder_source(cifar_tree):
+    source = FolderSource(cifar_tree / "test", 32)
+    assert len(source) == 10000
+    assert source.batch([0, 5]).shape == (2, 3, 32, 32)
+
+
+def test_box_from_mask_largest_component():
+    mask = np.zeros((100, 120), dtype=np.float32)
+    mask[10:20, 10:20] = 0.9      # small blob
+    mask[40:90, 50:100] = 0.8     # the face
+    box = box_from_mask(mask)
+    assert (box.x0, box.y0, box.x1, box.y1) == (50, 40, 100, 90)
+    assert 0 < box.score <= 1
+    assert not box_from_mask(np.zeros((50, 50), dtype=np.float32)).found
+
+
+def test_face_box_iou():
+    a = FaceBox(True, 0, 0, 10, 10)
+    assert a.iou(FaceBox(True, 0, 0, 10, 10)) == 1
+    assert a.iou(FaceBox(True, 5, 0, 15, 10)) == pytest.approx(50 / 150)
+    assert a.iou(FaceBox(False)) == 0
+
+
+def test_faces_command_on_real_photos(tmp_path, lfw_tree, tiny_decomposer):
+    photos = lfw_photos(lfw_tree, "test")[:6]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for photo in photos:
+        (folder / photo.name).write_bytes(photo.read_bytes())
+    out = tmp_path / "faces.csv"
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    result = subprocess.run(
+        [sys.executable, "-m", "lrgan.cli", "faces", str(folder), "--out", str(out), "--model", str(tiny_decomposer),
+         "--draw", str(tmp_path / "drawn"), "--crops", str(tmp_path / "crops"), "-q"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(open(out)))
+    assert [Path(r["file"]).name for r in rows] == sorted(p.name for p in photos)
+    for row in rows:
+        assert row["width"] == "250" and row["height"] == "250"
+        if row["found"] == "1":
+            assert 0 <= int(row["x0"]) < int(row["x1"]) <= 250
+    for photo in photos:
+        with Image.open(tmp_path / "drawn" / f"{photo.stem}.png") as im:
+            assert im.size == (250, 250)
+
+    # A second run replaces its own CSV, but never a file it did not write.
+    out.write_text("name,value\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "lrgan.cli", "faces", str(folder), "--out", str(out), "--model", str(tiny_decomposer)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert result.returncode == 2
+    assert out.read_text() == "name,value\n"
+
+
+def test_evaluate_faces_runs(tmp_path, lfw_tree, tiny_decomposer):
+    from lrgan.train.face_eval import evaluate_faces
+
+    result = evaluate_faces(str(tiny_decomposer), lfw_tree, 40, seed=1, out=tmp_path, progress=False)
+    assert result["photos"] == 40
+    assert 0 <= result["model_agrees_iou_0.5"] <= 1
+    # On re-framed photos a fixed box agrees with the cascade on few of them.
+    assert result["fixed_box_agrees_iou_0.5"] < 0.5
+    assert (tmp_path / "faces.json").is_file()
+    assert (tmp_path / "face_examples.png").is_file()
