@@ -44,7 +44,7 @@ class ProgressBarHandler(logging.Handler):
 
         try:
             tqdm.write(self.format(record), file=sys.stderr)
-        except Exception:  # logging must never raise into the program
+        except Exception:  # a failing handler reports through logging's own hook instead of raising
             self.handleError(record)
 
 
@@ -196,7 +196,7 @@ def sample(
     out: OutOption = Path("samples"),
     count: Annotated[int, typer.Option("--n", "-n", min=1, help="Number of samples.")] = 16,
     seed: Annotated[int, typer.Option(help="Seed of the noise.")] = 0,
-    grid: Annotated[bool, typer.Option("--grid/--no-grid", help="Also write grid.png in the paper's layout.")] = True,
+    grid: Annotated[bool, typer.Option("--grid/--no-grid", help="Also write grid.png: one row per sample, one column per layer.")] = True,
     walk: Annotated[Optional[str], typer.Option(help="'background': hold the background code, walk the object codes.")] = None,
     quiet: QuietOption = False,
 ) -> None:
@@ -278,8 +278,8 @@ def train(
     generator_lr: Annotated[Optional[float], typer.Option(help="Generator learning rate (default: --lr).")] = None,
     timesteps: Annotated[Optional[int], typer.Option(min=1, help="Override the preset's T (1 = DCGAN).")] = None,
     width: Annotated[float, typer.Option(help="Multiplier on all layer widths (0.5 halves them).")] = 1.0,
-    norm: Annotated[Optional[str], typer.Option(help="Generator normalisation: batch or group. Default: group for conditional, batch for unconditional.")] = None,
-    encoder_norm: Annotated[Optional[str], typer.Option(help="Encoder normalisation: batch or group (default: as --norm).")] = None,
+    norm: Annotated[str, typer.Option(help="Generator normalisation: batch (as published) or group.")] = "batch",
+    encoder_norm: Annotated[str, typer.Option(help="Conditional encoder normalisation: group (batch-independent) or batch (as published).")] = "group",
     pose_bounds: Annotated[str, typer.Option(help="smooth (sigmoid/tanh ranges) or clamp (published hard clamps).")] = "smooth",
     no_pose: Annotated[bool, typer.Option("--no-pose", help="Ablation: identity warp.")] = False,
     no_mask: Annotated[bool, typer.Option("--no-mask", help="Ablation: paste the foreground whole.")] = False,
@@ -325,9 +325,8 @@ def train(
             if mode not in ("conditional", "unconditional"):
                 fail_usage(f"--mode must be conditional or unconditional, got {mode!r}")
             conditional = mode == "conditional"
-            chosen_norm = norm or ("group" if conditional else "batch")
             overrides = dict(
-                conditional=conditional, width=width, norm=chosen_norm, encoder_norm=encoder_norm or chosen_norm,
+                conditional=conditional, width=width, norm=norm, encoder_norm=encoder_norm,
                 pose_bounds=pose_bounds, use_pose=not no_pose, use_mask=not no_mask,
             )
             if timesteps is not None:

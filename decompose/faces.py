@@ -49,7 +49,7 @@ class FaceBox:
 def box_from_mask(mask: np.ndarray, pose: dict | None = None) -> FaceBox:
     """Box of the mask's largest connected component above MASK_THRESHOLD.
 
-    When the pose is given, the component that holds the pose's object centre wins over a
+    When the pose is given, the component that contains the pose's object centre wins over a
     larger one elsewhere. The score is the component's share of all mask weight times its
     mean mask value, in [0, 1].
     """

@@ -21,8 +21,8 @@ class ImageError(Exception):
 def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode an image file to H x W x 3 uint8 RGB.
 
-    EXIF orientation is applied; 16-bit images are scaled to 8 bits; alpha is dropped;
-    palette, gray and CMYK images are converted; animated files give their first frame.
+    EXIF orientation is applied and 16-bit images are scaled to 8 bits. Alpha is dropped,
+    palette, gray and CMYK images are converted, and animated files give their first frame.
     """
     path = Path(path)
     try:

@@ -60,7 +60,7 @@ def is_within(path: Path, folder: Path | None) -> bool:
 
 
 def is_layer_folder(folder: Path) -> bool:
-    """True for a folder that an earlier run wrote: it holds an lrgan pose.json."""
+    """True for a folder that an earlier run wrote, recognised by its lrgan pose.json."""
     pose = folder / "pose.json"
     if not pose.is_file():
         return False
@@ -81,19 +81,19 @@ def walk_folder(root: Path, exclude: Path | None) -> tuple[list[Path], list[Path
     found, skipped = [], []
     root_resolved = root.resolve()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        here = Path(dirpath)
-        if here != root and is_layer_folder(here):
+        folder = Path(dirpath)
+        if folder != root and is_layer_folder(folder):
             dirnames[:] = []
             continue
         dirnames[:] = sorted(
             d for d in dirnames
             if not d.startswith(".")
-            and not (exclude is not None and exclude != root_resolved and is_within(here / d, exclude))
+            and not (exclude is not None and exclude != root_resolved and is_within(folder / d, exclude))
         )
         for name in sorted(filenames):
             if name.startswith("."):
                 continue
-            path = here / name
+            path = folder / name
             (found if looks_like_image(path) or path.suffix.lower() in IMAGE_SUFFIXES else skipped).append(path)
     return found, skipped
 

@@ -1,6 +1,6 @@
 """Turn model outputs into layers at the input image's own resolution, and write them.
 
-The model sees the whole image resized to its square canvas. Each layer is resized back
+The model gets the whole image resized to its square canvas. Each layer is resized back
 to the input's width and height, so layer pixels line up with the input's pixels.
 """
 

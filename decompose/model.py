@@ -41,7 +41,7 @@ def resolve_model(name_or_path: str) -> Path:
 
 
 def pick_providers() -> list[str]:
-    """CUDA first when onnxruntime-gpu sees a GPU, CPU always last."""
+    """CUDA first when onnxruntime-gpu finds a GPU, CPU always last."""
     available = ort.get_available_providers()
     providers = [p for p in ("CUDAExecutionProvider",) if p in available]
     return providers + ["CPUExecutionProvider"]

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class FileResult:
-    """What happened to one input."""
+    """Outcome of one input file."""
 
     input: str
     status: str                 # "ok", "failed" or "skipped"

@@ -15,7 +15,7 @@ from .model import LayerModel
 def make_noise(model: LayerModel, count: int, seed: int, walk: str | None = None) -> np.ndarray:
     """Return count x T x Z standard normal noise.
 
-    walk="background" holds z_0 (the background code, which the LSTM also reads) for every
+    walk="background" keeps z_0 (the background code, which the LSTM also reads) for every
     sample and moves the object codes z_1.. in a straight line between two random codes.
     """
     info = model.info
@@ -78,7 +78,7 @@ def write_sample(outputs: dict[str, np.ndarray], index: int, folder: Path, model
 
 def grid_image(outputs: dict[str, np.ndarray], rows: int = 16, gap: int = 2, zoom: int = 3) -> np.ndarray:
     """Rows are samples; columns: background, then per object foreground, mask, carved
-    foreground, warped foreground, and the composite (the paper's layout)."""
+    foreground, warped foreground, and the composite (the layout of the LR-GAN paper's figures)."""
     n = min(rows, len(outputs["background"]))
     columns: list[list[np.ndarray]] = []
     for i in range(n):

@@ -62,7 +62,7 @@ def graph_for(cfg: ModelConfig, generator: nn.Module) -> tuple[LayerGraph, str, 
 
 
 def model_metadata(cfg: ModelConfig, name: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The facts a runtime needs without torch, stored as ONNX metadata_props (strings)."""
+    """Return the facts a runtime needs without torch, as strings for ONNX metadata_props."""
     from .. import __version__
 
     meta = {

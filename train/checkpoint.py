@@ -11,7 +11,7 @@ import torch
 
 
 def save_atomic(state: dict[str, Any], path: str | Path) -> None:
-    """Write a checkpoint so that `path` always holds either the old or the new file, never a torn one."""
+    """Write a checkpoint so that `path` always contains either the old or the new file, never a torn one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

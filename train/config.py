@@ -102,8 +102,8 @@ def _upsampling_steps(image_size: int) -> int:
     return steps
 
 
-# The paper's configurations (its appendix, table 2): image size, timesteps,
-# widths and minimum object scale. Conditional presets add an encoder.
+# Configurations of Yang et al., "LR-GAN", ICLR 2017 (appendix, table 2): image size,
+# timesteps, widths and minimum object scale. The conditional mode adds an encoder.
 PRESETS: dict[str, dict[str, Any]] = {
     "mnist-one": dict(
         image_size=32, timesteps=2, fg_channels=(512, 256, 128), bg_channels=(256, 128, 64),
@@ -127,7 +127,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 
-# Parameter counts the paper reports (LR-GAN, DCGAN), generator plus discriminator.
+# Parameter counts (LR-GAN, DCGAN) that Yang et al. report, generator plus discriminator.
 PAPER_PARAMETERS: dict[str, tuple[float | None, float | None]] = {
     "mnist-one": (5.25e6, 4.11e6),
     "mnist-two": (7.53e6, 6.33e6),

@@ -1,7 +1,7 @@
 """MNIST IDX reading and the MNIST-ONE / MNIST-TWO synthesizers with their ground truth.
 
 Every synthetic image is a pure function of (seed, index), so a data set needs no storage
-and a resumed run sees the same images. Each sample records what the model should find: the
+and a resumed run gets the same images. Each sample records what the model should find: the
 true digit mask, the background gray level and the pose of each digit.
 """
 
@@ -59,7 +59,7 @@ def load_mnist(folder: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         found = next((p for p in candidates if p.is_file()), None)
         if found is None:
             raise FileNotFoundError(
-                f"MNIST file {stem}[.gz] not found in {folder}; pass the folder that holds the IDX files"
+                f"MNIST file {stem}[.gz] not found in {folder}; pass the folder that contains the IDX files"
             )
         arrays.append(read_idx(found))
     images, labels = arrays
@@ -70,7 +70,7 @@ def load_mnist(folder: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class DigitPose:
-    """Where one digit sits, in pixels of the final image and in the model's affine convention.
+    """Placement of one digit, in pixels of the final image and in the model's affine convention.
 
     The reference object is the 28 x 28 digit stretched over the whole canvas, so ``matrix``
     is the output -> source 2 x 3 matrix that turns that canvas into the placed digit.

@@ -1,9 +1,9 @@
 """Face boxes of a decomposer against OpenCV's Haar frontal-face cascade on re-framed held-out LFW photos.
 
 Each held-out photo is re-framed (random zoom and shift, blurred border) so that the face
-moves and changes size. On each re-framed photo the cascade and the model each give a box;
-a fixed box of the median cascade size at the median cascade position on the original
-frames is the floor any detector must beat. No torch is needed.
+moves and changes size. On each re-framed photo the cascade and the model each give a box. A fixed box of the
+median cascade size at the median cascade position on the original frames is the floor
+that any detector must beat. No torch is needed.
 """
 
 from __future__ import annotations

@@ -120,7 +120,7 @@ class LfwSource:
     """LFW photos of one split, re-framed on the fly (or not) and resized to the model's size.
 
     Image i of epoch e is re-framed with numpy's generator seeded with (seed, e, i), so a
-    resumed run sees the same images.
+    resumed run gets the same images.
     """
 
     def __init__(self, path: str | Path, image_size: int, split: str = "train", reframed: bool = True,

@@ -341,9 +341,12 @@ class Trainer:
 
 
 def selection_score(metrics: dict[str, float]) -> float | None:
-    """The number best.pt is chosen by: mask IoU when ground truth exists; for unlabelled
-    photos the share of usable masks plus PSNR / 100 (so PSNR only breaks near-ties); for
-    the unconditional model the share of nearly binary masks."""
+    """Return the number best.pt is chosen by, or None.
+
+    With ground truth it is the mask IoU. For unlabelled photos it is the share of usable
+    masks plus PSNR / 100, so PSNR only breaks near-ties. For the unconditional model it is
+    the share of nearly binary masks.
+    """
     if "mask_iou" in metrics:
         return metrics["mask_iou"]
     if "usable_mask_share" in metrics:

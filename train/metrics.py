@@ -44,10 +44,11 @@ def nearly_binary(masks: np.ndarray, low: float = 0.1, high: float = 0.9, share:
 def pose_summary(matrix: np.ndarray, width: int, height: int) -> dict[str, float]:
     """Describe an output -> source 2 x 3 matrix as the placement of the object on a width x height image.
 
-    The object's own canvas (the whole source square) lands as a parallelogram. Returns its
-    centre in pixels from the top-left corner, the translation of that centre from the image
-    centre in pixels, the scale of each source axis as a fraction of the image side, and the
-    rotation of the source x axis in degrees (positive is clockwise on screen, y points down).
+    The object's own canvas (the whole source square) lands as a parallelogram. The result
+    gives its centre in pixels from the top-left corner and that centre's translation from
+    the image centre in pixels. It also gives the scale of each source axis as a fraction
+    of the image side, and the rotation of the source x axis in degrees (positive is
+    clockwise on screen, because y points down).
     """
     linear = np.asarray(matrix, dtype=np.float64)[:, :2]
     shift = np.asarray(matrix, dtype=np.float64)[:, 2]

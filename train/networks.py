@@ -216,7 +216,7 @@ class ObjectPath(nn.Module):
 
 
 def compose(canvas: torch.Tensor, appearance: torch.Tensor, mask: torch.Tensor, pose: torch.Tensor):
-    """One recursive step: x_t = ST(m, a) * ST(f, a) + (1 - ST(m, a)) * x_{t-1}."""
+    """Paste one object on the canvas: x_t = ST(m, a) * ST(f, a) + (1 - ST(m, a)) * x_{t-1}."""
     warped_foreground = warp(appearance, pose)
     warped_mask = warp(mask, pose)
     return warped_mask * warped_foreground + (1 - warped_mask) * canvas, warped_foreground, warped_mask

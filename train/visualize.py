@@ -1,4 +1,4 @@
-"""Sample grids in the paper's layout: one row per sample, one column per layer."""
+"""Sample grids: one row per sample, one column per layer, as in the LR-GAN paper's figures."""
 
 from __future__ import annotations
 
