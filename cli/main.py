@@ -62,6 +62,18 @@ def fail_usage(message: str) -> None:
     raise typer.Exit(EXIT_USAGE)
 
 
+def open_model(name_or_path: str, kind: str):
+    """Load a model for a command, or end with a usage error naming the problem."""
+    from ..decompose.model import LayerModel
+
+    try:
+        model = LayerModel(name_or_path)
+        model.require(kind)
+    except ModelError as exc:
+        fail_usage(str(exc))
+    return model
+
+
 def need_torch(command: str) -> None:
     try:
         import torch  # noqa: F401
@@ -94,15 +106,10 @@ def decompose_images(
     cutout.png (RGBA), composite.png (the layers composed again) and pose.json, all at the
     input's resolution. Exit status: 0 all done, 1 some files failed, 2 usage error.
     """
-    from ..decompose.model import LayerModel
     from ..decompose.runner import run_images
 
     setup_logging(quiet)
-    try:
-        layer_model = LayerModel(model)
-        layer_model.require("decomposer")
-    except ModelError as exc:
-        fail_usage(str(exc))
+    layer_model = open_model(model, "decomposer")
     summary = run_images(inputs, out, layer_model, batch_size=batch_size, max_pixels=max_pixels, progress=not quiet)
     finish(summary, out, report)
 
@@ -124,15 +131,10 @@ def masks(
     Outputs mirror the input tree: OUT/NAME.png. Exit status: 0 all done, 1 some files
     failed, 2 usage error.
     """
-    from ..decompose.model import LayerModel
     from ..decompose.runner import MaskWriter, run_images
 
     setup_logging(quiet)
-    try:
-        layer_model = LayerModel(model)
-        layer_model.require("decomposer")
-    except ModelError as exc:
-        fail_usage(str(exc))
+    layer_model = open_model(model, "decomposer")
     writer = MaskWriter(out, layer_model, cutouts=cutouts)
     summary = run_images(inputs, out, layer_model, writer=writer, batch_size=batch_size, max_pixels=max_pixels,
                          progress=not quiet, workers=workers)
@@ -175,15 +177,13 @@ def faces(
     without such a part get found=0.
     """
     from ..decompose.faces import run_faces
-    from ..decompose.model import LayerModel
 
     setup_logging(quiet)
+    layer_model = open_model(model, "decomposer")
     try:
-        layer_model = LayerModel(model)
-        layer_model.require("decomposer")
         summary = run_faces(inputs, out, layer_model, crops=crops, draw=draw, batch_size=batch_size,
                             max_pixels=max_pixels, progress=not quiet)
-    except (ModelError, FileExistsError) as exc:
+    except FileExistsError as exc:
         fail_usage(str(exc))
     finish(summary, out, report)
 
@@ -201,15 +201,13 @@ def sample(
     quiet: QuietOption = False,
 ) -> None:
     """Generate layered images from noise: each sample's layers, poses and a grid."""
-    from ..decompose.model import LayerModel
     from ..decompose.sampling import sample_to_folder
 
     setup_logging(quiet)
+    layer_model = open_model(model, "sampler")
     try:
-        layer_model = LayerModel(model)
-        layer_model.require("sampler")
         sample_to_folder(layer_model, count, out, seed=seed, walk=walk, grid=grid)
-    except (ModelError, ValueError) as exc:
+    except ValueError as exc:
         fail_usage(str(exc))
     log.info("wrote %d samples to %s", count, out)
 
@@ -285,6 +283,7 @@ def train(
     no_mask: Annotated[bool, typer.Option("--no-mask", help="Ablation: paste the foreground whole.")] = False,
     adversarial: Annotated[str, typer.Option(help="Conditional: cross (objects on another image's background), recon (as published) or none.")] = "cross",
     recon_weight: Annotated[float, typer.Option(help="Conditional: weight of the L1 reconstruction loss.")] = 10.0,
+    adv_weight: Annotated[float, typer.Option(help="Conditional: weight of the adversarial loss.")] = 1.0,
     warmup: Annotated[int, typer.Option(min=0, help="Conditional: reconstruction-only steps before the adversarial term.")] = 300,
     center_weight: Annotated[float, typer.Option(help="Conditional: weight of the prior that centres each mask in its own canvas, so the pose carries the position.")] = 0.0,
     seed: int = 0,
@@ -340,7 +339,7 @@ def train(
             valid_folder = str(valid_dir) if valid_dir else None
             train_cfg = TrainConfig(
                 steps=steps or 3000, batch_size=batch_size, lr=lr, generator_lr=generator_lr, seed=seed,
-                recon_weight=recon_weight, warmup_steps=warmup, center_weight=center_weight,
+                recon_weight=recon_weight, adv_weight=adv_weight, warmup_steps=warmup, center_weight=center_weight,
                 adversarial=adversarial, sample_every=every, checkpoint_every=every, eval_every=every,
                 log_every=log_every,
                 extra={"data": data_name, "mnist": mnist_dir, "lfw": lfw_path, "reframe": reframe,

@@ -125,13 +125,21 @@ def test_bad_files_reported_and_others_processed(tmp_path, mnist_folder, tiny_de
     assert statuses["empty.png"] == "failed"
 
 
-def test_decompose_runs_without_torch(tmp_path, mnist_folder):
-    """The base install has no torch: block it and run the embedded default model."""
+def test_decompose_runs_without_torch(tmp_path, mnist_test):
+    """The base install has no torch: block it and decompose 100 real MNIST-ONE test images."""
+    from lrgan.train.data import SyntheticMnist
+
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    synth = SyntheticMnist("mnist-one", *mnist_test, seed=1234)
+    for i in range(100):
+        Image.fromarray(synth[i].image).save(folder / f"{i:03d}.png")
     out = tmp_path / "out"
-    result = run_cli(str(mnist_folder), "--out", str(out), block_torch=True)
+    result = run_cli(str(folder), "--out", str(out), block_torch=True)
     assert result.returncode == 0, result.stderr
     folders = sorted(p.name for p in out.iterdir())
-    assert folders == sorted(p.stem for p in mnist_folder.glob("*.png"))
+    assert folders == sorted(p.stem for p in folder.glob("*.png"))
+    assert len(folders) == 100
     for folder in out.iterdir():
         assert sorted(p.name for p in folder.iterdir()) == sorted(LAYER_FILES)
 

@@ -91,3 +91,15 @@ def test_sampler_cannot_decompose(tmp_path):
     path = export_generator(Generator(cfg), cfg, tmp_path / "s.onnx", "s")
     with pytest.raises(ModelError, match="is a sampler"):
         LayerModel(str(path)).require("decomposer")
+
+
+def test_layer_model_rejects_mismatched_metadata(tmp_path, tiny_decomposer):
+    """An lrgan export whose metadata disagrees with its graph is rejected."""
+    model = onnx.load(str(tiny_decomposer))
+    for entry in model.metadata_props:
+        if entry.key == "image_size":
+            entry.value = "64"
+    path = tmp_path / "edited.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(ModelError, match="does not match its metadata"):
+        LayerModel(str(path))
