@@ -78,7 +78,11 @@ def need_torch(command: str) -> None:
     try:
         import torch  # noqa: F401
     except ImportError:
-        fail_usage(f"`lrgan {command}` needs PyTorch; install the training extra: pip install 'lrgan[train]'")
+        setup_logging()
+        fail_usage(
+            f"`lrgan {command}` needs PyTorch, which the base install leaves out; install the training "
+            "extra: pip install 'lrgan[train]', or from a source checkout: pip install -e '.[train]'"
+        )
 
 
 decompose_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -109,6 +113,7 @@ def decompose_images(
     from ..decompose.runner import run_images
 
     setup_logging(quiet)
+    require_folder(out)
     layer_model = open_model(model, "decomposer")
     summary = run_images(inputs, out, layer_model, batch_size=batch_size, max_pixels=max_pixels, progress=not quiet)
     finish(summary, out, report)
@@ -134,6 +139,7 @@ def masks(
     from ..decompose.runner import MaskWriter, run_images
 
     setup_logging(quiet)
+    require_folder(out)
     layer_model = open_model(model, "decomposer")
     writer = MaskWriter(out, layer_model, cutouts=cutouts)
     summary = run_images(inputs, out, layer_model, writer=writer, batch_size=batch_size, max_pixels=max_pixels,
@@ -144,12 +150,16 @@ def masks(
 def finish(summary, out: Path, report: Optional[Path]) -> None:
     if report is not None:
         summary.write_report(report)
-    if not summary.results:
-        fail_usage("no input files found")
+    if summary.inputs_found == 0:
+        fail_usage("no image files found among the inputs; give image files, folders or glob patterns")
     log.info("%d done, %d failed, %d skipped; outputs in %s", summary.succeeded, summary.failed, summary.skipped, out)
-    if summary.succeeded == 0 and summary.failed == 0:
-        fail_usage("no image files among the inputs")
     raise typer.Exit(EXIT_FAILED if summary.failed else EXIT_OK)
+
+
+def require_folder(out: Path) -> None:
+    """End with a usage error when --out names an existing file rather than a folder."""
+    if out.exists() and not out.is_dir():
+        fail_usage(f"--out {out} is an existing file; give a folder for the outputs")
 
 
 decompose_app.command()(decompose_images)
@@ -219,6 +229,9 @@ def list_models() -> None:
     """List the embedded models and their facts."""
     from ..decompose.model import metadata_of
 
+    setup_logging()
+    if not embedded_models():
+        log.warning("no embedded models are installed; pass --model PATH to an .onnx file exported by lrgan export")
     for name, path in embedded_models().items():
         meta = metadata_of(path)
         typer.echo(
@@ -271,6 +284,7 @@ def train(
     valid_dir: Annotated[Optional[Path], typer.Option("--valid", help="Image folder for validation when --data is a folder.")] = None,
     reframe: Annotated[bool, typer.Option("--reframe/--no-reframe", help="LFW: move and resize each face at random.")] = True,
     steps: Annotated[Optional[int], typer.Option(min=1, help="Total optimisation steps (default 3000).")] = None,
+    decay_from: Annotated[Optional[int], typer.Option(min=0, help="Step from which the learning rates fall linearly to zero at the last step.")] = None,
     batch_size: Annotated[int, typer.Option(min=2)] = 64,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-4,
     generator_lr: Annotated[Optional[float], typer.Option(help="Generator learning rate (default: --lr).")] = None,
@@ -315,6 +329,8 @@ def train(
             train_cfg = TrainConfig(**state["train_config"])
             if steps is not None:
                 train_cfg.steps = steps
+            if decay_from is not None:
+                train_cfg.decay_start = decay_from
             data_name = train_cfg.extra.get("data", data)
             mnist_dir = mnist or train_cfg.extra.get("mnist")
             lfw_path = lfw or train_cfg.extra.get("lfw")
@@ -341,7 +357,7 @@ def train(
                 steps=steps or 3000, batch_size=batch_size, lr=lr, generator_lr=generator_lr, seed=seed,
                 recon_weight=recon_weight, adv_weight=adv_weight, warmup_steps=warmup, center_weight=center_weight,
                 adversarial=adversarial, sample_every=every, checkpoint_every=every, eval_every=every,
-                log_every=log_every,
+                log_every=log_every, decay_start=decay_from,
                 extra={"data": data_name, "mnist": mnist_dir, "lfw": lfw_path, "reframe": reframe,
                        "valid": valid_folder},
             )

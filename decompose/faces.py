@@ -11,11 +11,11 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .images import DEFAULT_MAX_PIXELS, save_png
+from .images import DEFAULT_MAX_PIXELS, is_lrgan_png, save_png, tagged_png_info
 from .inputs import InputFile
 from .layers import pose_record, resize_float
 from .model import LayerModel
-from .runner import RunSummary, is_lrgan_png, run_images, tagged_png_info
+from .runner import RunSummary, run_images
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL.PngImagePlugin import PngInfo
 
 # Refuse images above this many pixels before decoding them (a decompression-bomb guard);
 # the CLI's --max-pixels raises it. 60 megapixels is a 9,000 x 6,700 photo.
@@ -36,7 +37,7 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
         # Reading a FIFO or device could block forever or never end.
         raise ImageError(f"{path}: not a regular file")
     if size == 0:
-        raise ImageError(f"{path}: file is empty (0 bytes)")
+        raise ImageError(f"{path}: file is empty (0 bytes); replace it with the complete image")
 
     try:
         with warnings.catch_warnings():
@@ -60,12 +61,12 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     except ImageError:
         raise
     except UnidentifiedImageError as exc:
-        raise ImageError(f"{path}: not an image file, or a format Pillow cannot read") from exc
+        raise ImageError(f"{path}: not an image file, or a format Pillow cannot read; convert it to PNG or JPEG") from exc
     except PermissionError as exc:
         raise ImageError(f"{path}: permission denied; check the file's read permission") from exc
     except OSError as exc:
         # Pillow raises OSError for truncated and corrupt data.
-        raise ImageError(f"{path}: image data is corrupt or truncated ({exc})") from exc
+        raise ImageError(f"{path}: image data is corrupt or truncated: {exc}. Re-save or re-download the file") from exc
     except (ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageError(f"{path}: cannot decode image ({exc})") from exc
 
@@ -88,6 +89,24 @@ def to_rgb(im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 
 
+SOFTWARE_TAG = "lrgan"  # PNG "Software" text chunk on every PNG this tool writes
+
+
+def tagged_png_info() -> PngInfo:
+    info = PngInfo()
+    info.add_text("Software", SOFTWARE_TAG)
+    return info
+
+
+def is_lrgan_png(path: Path) -> bool:
+    """True for a PNG that carries this tool's Software text chunk: an earlier run's output."""
+    try:
+        with Image.open(path) as im:
+            return im.format == "PNG" and getattr(im, "text", {}).get("Software") == SOFTWARE_TAG
+    except (OSError, ValueError, RuntimeError):
+        return False
+
+
 def save_png(array: np.ndarray, path: Path) -> None:
-    """Write H x W (gray), H x W x 3 (RGB) or H x W x 4 (RGBA) uint8 as PNG."""
-    Image.fromarray(array).save(path, format="PNG")
+    """Write H x W (gray), H x W x 3 (RGB) or H x W x 4 (RGBA) uint8 as PNG, tagged as lrgan output."""
+    Image.fromarray(array).save(path, format="PNG", pnginfo=tagged_png_info())

@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .images import is_lrgan_png
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {
@@ -35,6 +37,7 @@ class InputSet:
     files: list[InputFile] = field(default_factory=list)
     missing: list[tuple[str, str]] = field(default_factory=list)   # (argument, reason)
     skipped: list[Path] = field(default_factory=list)              # not images by name or content
+    earlier_outputs: list[Path] = field(default_factory=list)      # PNGs an earlier lrgan run wrote
 
 
 def looks_like_image(path: Path) -> bool:
@@ -71,14 +74,17 @@ def is_layer_folder(folder: Path) -> bool:
     return isinstance(record, dict) and "objects" in record and "model" in record
 
 
-def walk_folder(root: Path, exclude: Path | None) -> tuple[list[Path], list[Path]]:
-    """Return (candidate files, skipped files) under root, sorted, never following directory links.
+def walk_folder(root: Path, exclude: Path | None) -> tuple[list[Path], list[Path], list[Path]]:
+    """Return (candidate files, non-images, earlier lrgan outputs) under root, sorted.
+
+    Directory links are never followed.
 
     Links to files are followed; links to folders are not, so a link loop cannot recurse.
-    The output folder (when it lies inside root) and the layer folders of earlier runs are
-    never read back as input.
+    The output folder (when it lies inside root), the layer folders of earlier runs and
+    the PNGs an earlier run wrote (tagged with the lrgan Software chunk) are never read
+    back as input.
     """
-    found, skipped = [], []
+    found, skipped, outputs = [], [], []
     root_resolved = root.resolve()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         folder = Path(dirpath)
@@ -94,8 +100,13 @@ def walk_folder(root: Path, exclude: Path | None) -> tuple[list[Path], list[Path
             if name.startswith("."):
                 continue
             path = folder / name
-            (found if looks_like_image(path) or path.suffix.lower() in IMAGE_SUFFIXES else skipped).append(path)
-    return found, skipped
+            if not looks_like_image(path):
+                skipped.append(path)
+            elif path.suffix.lower() == ".png" and is_lrgan_png(path):
+                outputs.append(path)  # a mask or drawing of an earlier run
+            else:
+                found.append(path)
+    return found, skipped, outputs
 
 
 def collect_inputs(arguments: list[str], exclude: Path | None = None) -> InputSet:
@@ -123,8 +134,9 @@ def collect_inputs(arguments: list[str], exclude: Path | None = None) -> InputSe
     for argument in arguments:
         path = Path(argument)
         if path.is_dir():
-            files, skipped = walk_folder(path, exclude)
+            files, skipped, outputs = walk_folder(path, exclude)
             result.skipped.extend(skipped)
+            result.earlier_outputs.extend(outputs)
             for f in files:
                 add(f, f.relative_to(path).with_suffix("").as_posix())
         elif path.is_file() or path.is_symlink():

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PIL.PngImagePlugin import PngInfo
 from tqdm import tqdm
 
-from .images import DEFAULT_MAX_PIXELS, ImageError, read_image
+from .images import DEFAULT_MAX_PIXELS, ImageError, is_lrgan_png, read_image, tagged_png_info
 from .inputs import InputFile, InputSet, collect_inputs, is_layer_folder
 from .layers import LAYER_FILES, build_layers, resize_float, to_model_input, write_layers
 from .model import LayerModel
@@ -37,6 +36,7 @@ class RunSummary:
     """Per-file results of one run, in input order."""
 
     results: list[FileResult] = field(default_factory=list)
+    inputs_found: int = 0       # image files found among the arguments, processed or not
 
     @property
     def failed(self) -> int:
@@ -118,13 +118,18 @@ def run_images(
         early.append(FileResult(argument, "failed", error=reason))
     for path in inputs.skipped:
         early.append(FileResult(str(path), "skipped", error="not an image (by name and content)"))
+    for path in inputs.earlier_outputs:
+        early.append(FileResult(str(path), "skipped", error="written by an earlier lrgan run"))
     if inputs.skipped:
         log.warning("skipped %d files that are not images by name or content, e.g. %s",
                     len(inputs.skipped), inputs.skipped[0])
+    if inputs.earlier_outputs:
+        log.warning("skipped %d PNG files that an earlier lrgan run wrote, e.g. %s",
+                    len(inputs.earlier_outputs), inputs.earlier_outputs[0])
 
     size = model.info.image_size
     batches = [list(range(i, min(i + batch_size, len(inputs.files)))) for i in range(0, len(inputs.files), batch_size)]
-    bar = tqdm(total=len(inputs.files), disable=not progress, desc="images", unit="img")
+    bar = tqdm(total=len(inputs.files), disable=None if progress else True, desc="images", unit="img")
     with ThreadPoolExecutor(max_workers=max(1, workers)) as decode_pool, \
             ThreadPoolExecutor(max_workers=max(1, workers)) as write_pool:
 
@@ -160,7 +165,7 @@ def run_images(
         for i, future in writes.items():
             results[i] = future.result()
     bar.close()
-    return RunSummary(early + [results[i] for i in sorted(results)])
+    return RunSummary(early + [results[i] for i in sorted(results)], inputs_found=len(inputs.files))
 
 
 def _resolved(path: Path) -> Path:
@@ -202,24 +207,6 @@ def _write_one(writer, outputs: dict, index: int, image: np.ndarray, item: Input
         log.error("%s", message)
         return FileResult(str(item.path), "failed", error=message)
     return FileResult(str(item.path), "ok", output=str(target))
-
-
-SOFTWARE_TAG = "lrgan"  # PNG "Software" text chunk on files this tool writes outside layer folders
-
-
-def is_lrgan_png(path: Path) -> bool:
-    """True for a PNG that carries this tool's Software text chunk, so a later run may replace it."""
-    try:
-        with Image.open(path) as im:
-            return getattr(im, "text", {}).get("Software") == SOFTWARE_TAG
-    except (OSError, ValueError):
-        return False
-
-
-def tagged_png_info() -> PngInfo:
-    info = PngInfo()
-    info.add_text("Software", SOFTWARE_TAG)
-    return info
 
 
 class MaskWriter:

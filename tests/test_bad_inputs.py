@@ -147,3 +147,39 @@ def test_masks_never_overwrite_inputs(tmp_path, tiny_decomposer):
 def test_masks_usage_error(tmp_path):
     result = run("masks", str(tmp_path), "--out", str(tmp_path / "o"), "--model", "nope")
     assert result.returncode == 2
+
+
+def test_earlier_mask_outputs_not_read_back(tmp_path, tiny_decomposer):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(photo()).save(folder / "a.jpg")
+    first = run("masks", str(folder), "--out", str(folder / "m1"), "--model", str(tiny_decomposer), "-q")
+    assert first.returncode == 0, first.stderr
+    report = tmp_path / "report.json"
+    second = run("decompose", str(folder), "--out", str(folder / "m2"), "--model", str(tiny_decomposer),
+                 "--report", str(report), "-q")
+    assert second.returncode == 0, second.stderr
+    statuses = {Path(entry["input"]).as_posix(): entry["status"] for entry in json.loads(report.read_text())["files"]}
+    assert statuses[(folder / "a.jpg").as_posix()] == "ok"
+    assert statuses[(folder / "m1" / "a.png").as_posix()] == "skipped"
+    assert not (folder / "m2" / "m1").exists()
+
+
+def test_out_is_a_file_is_usage_error(tmp_path, tiny_decomposer):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(photo()).save(folder / "a.jpg")
+    target = tmp_path / "afile"
+    target.write_text("keep me")
+    for command in ("decompose", "masks"):
+        result = run(command, str(folder), "--out", str(target), "--model", str(tiny_decomposer))
+        assert result.returncode == 2
+        assert "is an existing file" in result.stderr
+    assert target.read_text() == "keep me"
+
+
+def test_only_missing_inputs_is_usage_error(tmp_path, tiny_decomposer):
+    result = run("decompose", str(tmp_path / "missing.png"), "--out", str(tmp_path / "o"),
+                 "--model", str(tiny_decomposer))
+    assert result.returncode == 2
+    assert "missing.png: no such file or folder" in result.stderr

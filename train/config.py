@@ -156,6 +156,9 @@ class TrainConfig:
     generator_lr: float | None = None   # generator (and encoder) learning rate; None uses lr
     beta1: float = 0.5
     beta2: float = 0.999
+    # From this step on, both learning rates fall linearly to zero at the last step
+    # (None keeps them constant).
+    decay_start: int | None = None
     seed: int = 0
     # Conditional mode: L1 reconstruction weight, recon-only warm-up steps before the
     # adversarial term, and where the adversarial term looks. "cross" pastes each image's
@@ -172,6 +175,10 @@ class TrainConfig:
     checkpoint_every: int = 250
     eval_every: int = 250
     log_every: int = 10
+    # Before each validation and checkpoint, recompute batch-norm running statistics as
+    # exact averages over this many training batches (0 keeps the running averages).
+    # Training itself uses batch statistics, so this changes only eval-mode outputs.
+    recalibrate_batches: int = 32
     bf16: bool = True            # bf16 autocast on CUDA (ignored on the CPU)
     channels_last: bool = True   # channels-last memory on CUDA (ignored on the CPU)
     extra: dict[str, Any] = field(default_factory=dict)

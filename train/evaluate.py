@@ -44,7 +44,7 @@ def evaluate_synthetic(model_path: str, kind: str, mnist_dir: str | Path, split:
 
     ious, psnrs, maes, center_err, size_ratio, rotation_err, areas = [], [], [], [], [], [], []
     examples = None
-    for start in tqdm(range(0, count, batch_size), disable=not progress, desc="evaluate", unit="batch"):
+    for start in tqdm(range(0, count, batch_size), disable=None if progress else True, desc="evaluate", unit="batch"):
         samples = [synth[i] for i in range(start, min(count, start + batch_size))]
         images = np.stack([s.image for s in samples])
         batch = images.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
@@ -154,7 +154,7 @@ def write_synthetic_folder(kind: str, mnist_dir: str | Path, split: str, count: 
     (out / "masks").mkdir(parents=True, exist_ok=True)
     records = []
     width = max(5, len(str(count - 1)))
-    for i in tqdm(range(count), disable=not progress, desc=kind, unit="img"):
+    for i in tqdm(range(count), disable=None if progress else True, desc=kind, unit="img"):
         s = synth[i]
         name = f"{i:0{width}d}.png"
         Image.fromarray(s.image).save(out / "images" / name)

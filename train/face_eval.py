@@ -56,7 +56,7 @@ def evaluate_faces(model_name: str, lfw_path: str | Path, count: int, seed: int,
 
     records = []
     haar_seconds = model_seconds = 0.0
-    for start in tqdm(range(0, len(chosen), batch_size), disable=not progress, desc="faces", unit="batch"):
+    for start in tqdm(range(0, len(chosen), batch_size), disable=None if progress else True, desc="faces", unit="batch"):
         framed = [reframe(originals[j], np.random.default_rng([seed, int(chosen[j])]))[0]
                   for j in range(start, min(len(chosen), start + batch_size))]
 

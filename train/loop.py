@@ -237,6 +237,47 @@ class Trainer:
         self.opt_g.step()
         return stats
 
+    def apply_lr_schedule(self) -> None:
+        """Set both optimizers' learning rates for the current step (linear decay after decay_start)."""
+        cfg = self.cfg
+        factor = 1.0
+        if cfg.decay_start is not None and self.step >= cfg.decay_start:
+            factor = max(0.0, (cfg.steps - self.step) / max(1, cfg.steps - cfg.decay_start))
+        for optimizer, base in ((self.opt_g, cfg.generator_lr or cfg.lr), (self.opt_d, cfg.lr)):
+            for group in optimizer.param_groups:
+                group["lr"] = base * factor
+
+    @torch.no_grad()
+    def recalibrate_batch_norm(self) -> None:
+        """Recompute the generator's batch-norm running statistics as exact averages.
+
+        The momentum averages trail the weights, and eval mode (validation, export) uses
+        them, so they are recomputed over fixed training batches in train mode.
+        """
+        layers = [m for m in self.g_module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        if not layers or self.cfg.recalibrate_batches <= 0:
+            return
+        momenta = [layer.momentum for layer in layers]
+        for layer in layers:
+            layer.reset_running_stats()
+            layer.momentum = None  # cumulative average
+        fixed = torch.Generator().manual_seed(self.cfg.seed + 4242)
+        was_training = self.g_module.training
+        self.g_module.train()
+        try:
+            for _ in range(self.cfg.recalibrate_batches):
+                if self.model_cfg.conditional:
+                    indices = torch.randint(len(self.source), (self.cfg.batch_size,), generator=fixed)
+                    self.g_module(torch.from_numpy(self.source.batch(indices)).to(self.device))
+                else:
+                    noise = torch.randn(self.cfg.batch_size, self.model_cfg.timesteps, self.model_cfg.noise_dim,
+                                        generator=fixed)
+                    self.g_module(noise.to(self.device))
+        finally:
+            for layer, momentum in zip(layers, momenta):
+                layer.momentum = momentum
+            self.g_module.train(was_training)
+
     # ----- validation and pictures -----
 
     @torch.no_grad()
@@ -298,10 +339,12 @@ class Trainer:
 
         cfg = self.cfg
         metrics: dict[str, float] = {}
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not (progress and main), desc="train", unit="step")
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=None if (progress and main) else True, desc="train", unit="step")
         started = time.time()
         with open(self.run_dir / "log.jsonl", "a") if main else contextlib.nullcontext() as log_file:
             while self.step < cfg.steps:
+                self.apply_lr_schedule()
+
                 # One optimisation step on the next batch.
                 real = torch.from_numpy(self.source.batch(self.batch_indices(self.step))).to(self.device)
                 stats = self.train_step(real)
@@ -318,6 +361,7 @@ class Trainer:
                 if self.step % cfg.log_every == 0:
                     record.update(stats)
                 if main and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
+                    self.recalibrate_batch_norm()
                     metrics = self.validate()
                     record.update(metrics)
                     score = selection_score(metrics)
