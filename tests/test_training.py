@@ -120,3 +120,36 @@ def test_conditional_step_improves_reconstruction(tmp_path, mnist_test):
     records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     losses = [r["loss_rec"] for r in records if "loss_rec" in r]
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
+
+
+def test_lr_decay_reaches_zero(tmp_path, mnist_test):
+    trainer = make_trainer(tmp_path, *mnist_test, steps=6, decay_start=2)
+    lrs = []
+    original = trainer.apply_lr_schedule
+
+    def record() -> None:
+        original()
+        lrs.append(trainer.opt_g.param_groups[0]["lr"])
+
+    trainer.apply_lr_schedule = record
+    trainer.run(progress=False)
+    base = trainer.cfg.lr
+    assert lrs[:3] == [base, base, base]
+    assert lrs[3] == pytest.approx(base * 3 / 4)
+    assert lrs[-1] == pytest.approx(base / 4)
+
+
+def test_batch_norm_recalibration_is_exact_average(tmp_path, mnist_test):
+    """Recomputed statistics do not depend on what the momentum averages were before."""
+    digits, labels = mnist_test
+    model_cfg = preset_config("mnist-one", conditional=True, width=0.0625, norm="batch", encoder_norm="group")
+    source = SyntheticSource("mnist-one", digits[:200], labels[:200], seed=0)
+    trainer = Trainer(tmp_path, model_cfg, TrainConfig(steps=1, batch_size=8, recalibrate_batches=3), source, None, "cpu")
+    bn = next(m for m in trainer.g_module.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    trainer.recalibrate_batch_norm()
+    first = bn.running_mean.clone()
+    with torch.no_grad():
+        bn.running_mean.fill_(5.0)
+    trainer.recalibrate_batch_norm()
+    assert torch.allclose(bn.running_mean, first)
+    assert bn.momentum == 0.1  # restored after recalibration
