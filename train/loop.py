@@ -105,7 +105,8 @@ class Trainer:
         if model_cfg.conditional:
             grid_source = valid_source if valid_source is not None else source
             count = min(8, len(grid_source))
-            self.fixed_input = torch.from_numpy(grid_source.batch(range(count)))
+            spread = np.linspace(0, len(grid_source) - 1, count).round().astype(int)
+            self.fixed_input = torch.from_numpy(grid_source.batch(spread))
         else:
             self.fixed_input = torch.randn(8, model_cfg.timesteps, model_cfg.noise_dim, generator=fixed)
 
@@ -293,11 +294,14 @@ class Trainer:
                 layers = generator(noise.to(self.device))
                 if layers.warped_mask.shape[1] == 0:
                     return {}
-                masks = layers.warped_mask[:, 0, 0].cpu().numpy()
+                # The object's own (unwarped) mask: one that fills its whole canvas is no shape.
+                masks = layers.mask[:, 0, 0].cpu().numpy()
                 return {"binary_mask_share": float(nearly_binary(masks).mean())}
             if self.valid is None:
                 return {}
-            indices = range(min(VALIDATION_SIZE, len(self.valid)))
+            # Evenly spaced, so a sorted folder of classes gives every class a share.
+            count = min(VALIDATION_SIZE, len(self.valid))
+            indices = np.linspace(0, len(self.valid) - 1, count).round().astype(int)
             images = torch.from_numpy(self.valid.batch(indices)).to(self.device)
             layers = generator(images)
             if hasattr(self.valid, "truth"):

@@ -33,12 +33,13 @@ def background_gray_mae(background: np.ndarray, gray: np.ndarray) -> np.ndarray:
 
 
 def nearly_binary(masks: np.ndarray, low: float = 0.1, high: float = 0.9, share: float = 0.9,
-                  min_area: float = 0.01) -> np.ndarray:
-    """Per-mask flag: at least `share` of pixels below `low` or above `high`, and over `min_area` of the pixels on."""
+                  min_area: float = 0.01, max_area: float = 0.95) -> np.ndarray:
+    """Per-mask flag: at least `share` of pixels below `low` or above `high`, and between
+    `min_area` and `max_area` of the pixels on (so neither empty nor covering everything)."""
     flat = masks.reshape(len(masks), -1)
     decided = ((flat < low) | (flat > high)).mean(axis=1) >= share
-    non_empty = (flat > 0.5).mean(axis=1) > min_area
-    return decided & non_empty
+    area = (flat > 0.5).mean(axis=1)
+    return decided & (area > min_area) & (area < max_area)
 
 
 def pose_summary(matrix: np.ndarray, width: int, height: int) -> dict[str, float]:
