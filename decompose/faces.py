@@ -113,8 +113,13 @@ class FaceWriter:
     def owns(self, path: Path) -> bool:
         return is_lrgan_png(path)
 
-    def write(self, outputs: dict, index: int, image: np.ndarray, item: InputFile) -> list[Path]:
-        height, width = image.shape[:2]
+    @property
+    def needs_pixels(self) -> bool:
+        return self.crops is not None or self.draw is not None
+
+    def write(self, outputs: dict, index: int, image: np.ndarray, shape: tuple[int, int],
+              item: InputFile) -> list[Path]:
+        height, width = shape
         mask = full_mask(outputs, index, width, height)
         pose = pose_record(outputs["pose"][index, 0], width, height) if outputs["pose"].shape[1] else None
         box = box_from_mask(mask, pose)

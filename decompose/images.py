@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import stat
-import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
-# Refuse images above this many pixels before decoding them (a decompression-bomb guard);
+# Reject images above this many pixels before decoding them (a decompression-bomb guard);
 # the CLI's --max-pixels raises it. 60 megapixels is a 9,000 x 6,700 photo.
 DEFAULT_MAX_PIXELS = 60_000_000
+EXIF_ORIENTATION = 0x0112
+
+# NOTE: read_image checks the pixel count itself, before decoding, with a limit the user
+# can raise. Pillow's own process-wide guard would reject large images the user allowed,
+# and changing it per call is not thread-safe, so it is switched off when this module loads.
+Image.MAX_IMAGE_PIXELS = None
 
 
 class ImageError(Exception):
@@ -25,6 +30,16 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     EXIF orientation is applied and 16-bit images are scaled to 8 bits. Alpha is dropped,
     palette, gray and CMYK images are converted, and animated files give their first frame.
     """
+    return read_image_reduced(path, max_pixels)[0]
+
+
+def read_image_reduced(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS,
+                       reduce_to: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """Decode like read_image; return (pixels, (height, width) of the full, upright image).
+
+    With reduce_to, a JPEG may be decoded at 1/2, 1/4 or 1/8 scale, as long as both sides
+    stay at least reduce_to pixels. That is much faster when only a small copy is needed.
+    """
     path = Path(path)
     try:
         info = path.stat()
@@ -32,32 +47,28 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
         raise ImageError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
     except RuntimeError as exc:  # Python raises this for a symbolic link loop on some versions
         raise ImageError(f"{path}: cannot read file ({exc})") from exc
-    size = info.st_size
     if not stat.S_ISREG(info.st_mode):
         # Reading a FIFO or device could block forever or never end.
         raise ImageError(f"{path}: not a regular file")
-    if size == 0:
+    if info.st_size == 0:
         raise ImageError(f"{path}: file is empty (0 bytes); replace it with the complete image")
 
     try:
-        with warnings.catch_warnings():
-            # Pillow warns, then raises, on huge images; this function checks the size itself.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            saved_limit = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None
-            try:
-                with Image.open(path) as im:
-                    width, height = im.size
-                    if width * height > max_pixels:
-                        raise ImageError(
-                            f"{path}: image is {width}x{height} = {width * height:,} pixels, over the limit of "
-                            f"{max_pixels:,}; raise it with --max-pixels if the file is trusted"
-                        )
-                    im.seek(0)
-                    im.load()
-                    return to_rgb(ImageOps.exif_transpose(im))
-            finally:
-                Image.MAX_IMAGE_PIXELS = saved_limit
+        with Image.open(path) as im:
+            width, height = im.size
+            if width * height > max_pixels:
+                raise ImageError(
+                    f"{path}: image is {width}x{height} = {width * height:,} pixels, over the limit of "
+                    f"{max_pixels:,}; raise it with --max-pixels if the file is trusted"
+                )
+            # EXIF orientations 5 to 8 turn the picture by 90 degrees.
+            if im.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
+                width, height = height, width
+            im.seek(0)
+            if reduce_to is not None and im.format == "JPEG":
+                im.draft("RGB", (reduce_to, reduce_to))
+            im.load()
+            return to_rgb(ImageOps.exif_transpose(im)), (height, width)
     except ImageError:
         raise
     except UnidentifiedImageError as exc:
