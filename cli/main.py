@@ -290,6 +290,7 @@ def train(
     generator_lr: Annotated[Optional[float], typer.Option(help="Generator learning rate (default: --lr).")] = None,
     timesteps: Annotated[Optional[int], typer.Option(min=1, help="Override the preset's T (1 = DCGAN).")] = None,
     width: Annotated[float, typer.Option(help="Multiplier on all layer widths (0.5 halves them).")] = 1.0,
+    channels: Annotated[Optional[int], typer.Option(help="Image channels: 3 (RGB, the presets' default) or 1 (gray).")] = None,
     norm: Annotated[str, typer.Option(help="Generator normalisation: batch (as published) or group.")] = "batch",
     encoder_norm: Annotated[str, typer.Option(help="Conditional encoder normalisation: group (batch-independent) or batch (as published).")] = "group",
     pose_bounds: Annotated[str, typer.Option(help="smooth (sigmoid/tanh ranges) or clamp (published hard clamps).")] = "smooth",
@@ -346,6 +347,10 @@ def train(
             )
             if timesteps is not None:
                 overrides["timesteps"] = timesteps
+            if channels is not None:
+                if channels not in (1, 3):
+                    fail_usage(f"--channels must be 1 or 3, got {channels}")
+                overrides["channels"] = channels
             model_cfg = preset_config(preset, **overrides)
             data_name = data or (preset if preset in ("mnist-one", "mnist-two", "lfw") else None)
             if data_name is None:

@@ -106,7 +106,7 @@ class Trainer:
             grid_source = valid_source if valid_source is not None else source
             count = min(8, len(grid_source))
             spread = np.linspace(0, len(grid_source) - 1, count).round().astype(int)
-            self.fixed_input = torch.from_numpy(grid_source.batch(spread))
+            self.fixed_input = to_channels(torch.from_numpy(grid_source.batch(spread)), model_cfg.channels)
         else:
             self.fixed_input = torch.randn(8, model_cfg.timesteps, model_cfg.noise_dim, generator=fixed)
 
@@ -175,6 +175,10 @@ class Trainer:
         batch = order[position * size:(position + 1) * size]
         # With several processes each takes every world-th image of the global batch.
         return batch[self.rank::self.world]
+
+    def load_batch(self, source, indices) -> torch.Tensor:
+        """Load images as B x C x H x W on the device, converted to the model's channel count."""
+        return to_channels(torch.from_numpy(source.batch(indices)), self.model_cfg.channels).to(self.device)
 
     # ----- steps -----
 
@@ -269,7 +273,7 @@ class Trainer:
             for _ in range(self.cfg.recalibrate_batches):
                 if self.model_cfg.conditional:
                     indices = torch.randint(len(self.source), (self.cfg.batch_size,), generator=fixed)
-                    self.g_module(torch.from_numpy(self.source.batch(indices)).to(self.device))
+                    self.g_module(self.load_batch(self.source, indices))
                 else:
                     noise = torch.randn(self.cfg.batch_size, self.model_cfg.timesteps, self.model_cfg.noise_dim,
                                         generator=fixed)
@@ -302,7 +306,7 @@ class Trainer:
             # Evenly spaced, so a sorted folder of classes gives every class a share.
             count = min(VALIDATION_SIZE, len(self.valid))
             indices = np.linspace(0, len(self.valid) - 1, count).round().astype(int)
-            images = torch.from_numpy(self.valid.batch(indices)).to(self.device)
+            images = self.load_batch(self.valid, indices)
             layers = generator(images)
             if hasattr(self.valid, "truth"):
                 return score_decomposition(layers, self.valid.truth(indices))
@@ -350,7 +354,7 @@ class Trainer:
                 self.apply_lr_schedule()
 
                 # One optimisation step on the next batch.
-                real = torch.from_numpy(self.source.batch(self.batch_indices(self.step))).to(self.device)
+                real = self.load_batch(self.source, self.batch_indices(self.step))
                 stats = self.train_step(real)
                 if not all(math.isfinite(v) for v in stats.values()):
                     raise FloatingPointError(
@@ -386,6 +390,16 @@ class Trainer:
         if main and not (self.run_dir / "best.pt").exists():
             save_atomic(self.state(), self.run_dir / "best.pt")
         return metrics
+
+
+def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """Convert B x 3 x H x W RGB to `channels` (1: ITU-R BT.601 luma; 3: unchanged)."""
+    if channels == images.shape[1]:
+        return images
+    if channels == 1 and images.shape[1] == 3:
+        weights = torch.tensor([0.299, 0.587, 0.114], dtype=images.dtype).view(1, 3, 1, 1)
+        return (images * weights).sum(dim=1, keepdim=True)
+    raise ValueError(f"cannot convert {images.shape[1]}-channel images to {channels} channels")
 
 
 def selection_score(metrics: dict[str, float]) -> float | None:
