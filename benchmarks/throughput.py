@@ -7,6 +7,10 @@ architecture rebuilt from the ONNX metadata and fresh weights: speed does not de
 weight values.
 
     python benchmarks/throughput.py --model mnist-one --images 1000
+    python benchmarks/throughput.py --architecture lfw --images 1000
+
+--architecture PRESET exports an untrained conditional network of that preset (width 0.5,
+as shipped) for timing, which needs torch; speed does not depend on the weights.
 """
 
 from __future__ import annotations
@@ -41,6 +45,11 @@ def make_jpegs(folder: Path, count: int, size: int = 250) -> None:
 
 
 def peak_mb() -> float:
+    """Peak resident memory of this process in MB (VmHWM; ru_maxrss would carry the parent's over exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -97,6 +106,18 @@ def run_onnx_model_only(model_name: str, count: int, batch: int) -> dict:
             "peak_mb": peak_mb()}
 
 
+def export_untrained(preset: str, path: Path) -> str:
+    import torch
+
+    from lrgan.export.onnx_export import export_generator
+    from lrgan.train.config import preset_config
+    from lrgan.train.networks import ConditionalGenerator
+
+    torch.manual_seed(0)
+    cfg = preset_config(preset, conditional=True, width=0.5, norm="batch", encoder_norm="group")
+    return str(export_generator(ConditionalGenerator(cfg), cfg, path, f"{preset}-untrained"))
+
+
 def child(args: argparse.Namespace) -> None:
     if args.child == "torch":
         result = run_torch(args.model, args.images, args.batch)
@@ -110,6 +131,7 @@ def child(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="mnist-one", help="embedded model name or .onnx path")
+    parser.add_argument("--architecture", help="time an untrained export of this preset instead of --model")
     parser.add_argument("--images", type=int, default=1000, help="number of 250x250 JPEGs")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2, help="decode and write threads")
@@ -122,8 +144,10 @@ def main() -> None:
         return
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
-    print(f"model: {args.model}, {args.images} JPEGs of 250x250, batch {args.batch}, {args.workers} worker threads")
     with tempfile.TemporaryDirectory() as tmp:
+        if args.architecture:
+            args.model = export_untrained(args.architecture, Path(tmp) / f"{args.architecture}-untrained.onnx")
+        print(f"model: {args.model}, {args.images} JPEGs of 250x250, batch {args.batch}, {args.workers} worker threads")
         folder = Path(tmp) / "images"
         make_jpegs(folder, args.images)
         runs = ["masks", "decompose", "onnx", "torch"]

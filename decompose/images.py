@@ -13,6 +13,9 @@ from PIL.PngImagePlugin import PngInfo
 # the CLI's --max-pixels raises it. 60 megapixels is a 9,000 x 6,700 photo.
 DEFAULT_MAX_PIXELS = 60_000_000
 EXIF_ORIENTATION = 0x0112
+# zlib level for PNG outputs: level 1 encodes several times faster than Pillow's default 6
+# and makes files somewhat larger, which suits folder runs.
+PNG_COMPRESSION = 1
 
 # NOTE: read_image checks the pixel count itself, before decoding, with a limit the user
 # can raise. Pillow's own process-wide guard would reject large images the user allowed,
@@ -120,4 +123,4 @@ def is_lrgan_png(path: Path) -> bool:
 
 def save_png(array: np.ndarray, path: Path) -> None:
     """Write H x W (gray), H x W x 3 (RGB) or H x W x 4 (RGBA) uint8 as PNG, tagged as lrgan output."""
-    Image.fromarray(array).save(path, format="PNG", pnginfo=tagged_png_info())
+    Image.fromarray(array).save(path, format="PNG", pnginfo=tagged_png_info(), compress_level=PNG_COMPRESSION)

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from .images import DEFAULT_MAX_PIXELS, ImageError, is_lrgan_png, read_image_reduced, tagged_png_info
+from .images import DEFAULT_MAX_PIXELS, PNG_COMPRESSION, ImageError, is_lrgan_png, read_image_reduced, tagged_png_info
 from .inputs import InputFile, InputSet, collect_inputs, is_layer_folder
 from .layers import LAYER_FILES, build_layers, resize_float, to_model_input, write_layers
 from .model import LayerModel
@@ -253,7 +253,8 @@ class MaskWriter:
         info = tagged_png_info()
         paths = self.files(item)
         paths[0].parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(alpha).save(paths[0], format="PNG", pnginfo=info)
+        Image.fromarray(alpha).save(paths[0], format="PNG", pnginfo=info, compress_level=PNG_COMPRESSION)
         if self.cutouts:
-            Image.fromarray(np.dstack([image, alpha])).save(paths[1], format="PNG", pnginfo=info)
+            Image.fromarray(np.dstack([image, alpha])).save(paths[1], format="PNG", pnginfo=info,
+                                                            compress_level=PNG_COMPRESSION)
         return paths
