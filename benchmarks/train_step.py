@@ -1,7 +1,7 @@
 """Seconds per training step of LR-GAN beside DCGAN of the same widths, on CPU and, where present, CUDA.
 
 DCGAN is the same preset with one timestep (background only). Each configuration runs a
-few warm-up steps, then times the mean of the measured steps on random batches.
+five warm-up steps, then times the mean of the measured steps on random batches.
 
     python benchmarks/train_step.py --preset mnist-one --width 0.5 --steps 20
 """
@@ -48,7 +48,8 @@ def time_steps(preset: str, timesteps: int, conditional: bool, width: float, bat
         trainer.train_step(real)
         trainer.step += 1
 
-    for step in range(3):
+    # Warm-up: the first steps of each shape pay for kernel selection and allocation.
+    for step in range(5):
         one(step)
     if trainer.device.type == "cuda":
         torch.cuda.synchronize()

@@ -63,12 +63,13 @@ def fail_usage(message: str) -> None:
 
 
 def open_model(name_or_path: str, kind: str):
-    """Load a model for a command, or end with a usage error naming the problem."""
+    """Load a model of `kind` (decomposer, sampler or any), or end with a usage error naming the problem."""
     from ..decompose.model import LayerModel
 
     try:
         model = LayerModel(name_or_path)
-        model.require(kind)
+        if kind != "any":
+            model.require(kind)
     except ModelError as exc:
         fail_usage(str(exc))
     return model
@@ -418,14 +419,19 @@ def evaluate(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for metrics.json and plots.")] = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Score a decomposer on synthetic images: mask IoU, PSNR, background error and pose error."""
-    from ..train.evaluate import evaluate_synthetic
+    """Score a model. A decomposer is scored on synthetic images with ground truth (mask IoU,
+    PSNR, background and pose errors); a sampler on its own samples (share of nearly binary
+    masks, pose statistics and histograms)."""
+    from ..train.evaluate import evaluate_sampler, evaluate_synthetic
 
     setup_logging(quiet)
-    if mnist is None:
-        fail_usage("--mnist DIR is required: the folder with the MNIST IDX files")
     try:
-        result = evaluate_synthetic(model, data, mnist, split, count, seed, out, progress=not quiet)
+        if open_model(model, "any").info.kind == "sampler":
+            result = evaluate_sampler(model, count, seed, out)
+        else:
+            if mnist is None:
+                fail_usage("--mnist DIR is required: the folder with the MNIST IDX files")
+            result = evaluate_synthetic(model, data, mnist, split, count, seed, out, progress=not quiet)
     except (ModelError, FileNotFoundError, ValueError) as exc:
         fail_usage(str(exc))
     for key, value in result.items():

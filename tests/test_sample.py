@@ -74,3 +74,14 @@ def test_sample_rejects_decomposer(tmp_path, tiny_decomposer):
     result = sample_cli("--model", str(tiny_decomposer), "--out", str(tmp_path / "x"))
     assert result.returncode == 2
     assert "is a decomposer, it cannot sample" in result.stderr
+
+
+def test_evaluate_sampler_writes_plots(tmp_path, tiny_sampler):
+    from lrgan.train.evaluate import evaluate_sampler
+
+    result = evaluate_sampler(str(tiny_sampler), 24, seed=3, out=tmp_path)
+    assert result["samples"] == 24
+    assert 0.0 <= result["binary_mask_share"] <= 1.0
+    assert len(result["pose_mean"]) == 6
+    for name in ("metrics.json", "samples.png", "pose_histograms.png"):
+        assert (tmp_path / name).is_file(), name
