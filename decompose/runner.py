@@ -131,9 +131,9 @@ def run_images(
                     len(inputs.earlier_outputs), inputs.earlier_outputs[0])
 
     size = model.info.image_size
-    # Writers that need only the mask let JPEGs decode at a reduced scale (still at least
-    # twice the model's canvas), which is much faster than a full decode.
-    reduce_to = None if getattr(writer, "needs_pixels", True) else 2 * size
+    # Writers that need only the mask let JPEGs decode at a reduced scale (both sides still
+    # at least the model's canvas), which is much faster than a full decode.
+    reduce_to = None if getattr(writer, "needs_pixels", True) else size
     batches = [list(range(i, min(i + batch_size, len(inputs.files)))) for i in range(0, len(inputs.files), batch_size)]
     bar = tqdm(total=len(inputs.files), disable=None if progress else True, desc="images", unit="img")
     with ThreadPoolExecutor(max_workers=max(1, workers)) as decode_pool, \
