@@ -1,4 +1,4 @@
-"""Print parameter counts (generator + discriminator) of every preset beside the paper's.
+"""Print parameter counts (generator + discriminator) of every preset beside those of Yang et al., ICLR 2017.
 
     python benchmarks/parameter_counts.py
 """

@@ -10,7 +10,7 @@ weight values.
     python benchmarks/throughput.py --architecture lfw --images 1000
 
 --architecture PRESET exports an untrained conditional network of that preset (width 0.5,
-as shipped) for timing, which needs torch; speed does not depend on the weights.
+as shipped) for timing. That needs torch, and speed does not depend on the weights.
 """
 
 from __future__ import annotations

@@ -76,7 +76,8 @@ def test_layers_at_input_resolution(tmp_path, tiny_decomposer):
     assert np.array_equal(cutout[:, :, 3], np.rint(mask * 255).astype(np.uint8))
 
     pose = json.loads((folder / "pose.json").read_text())
-    assert pose["width"] == 300 and pose["height"] == 200
+    assert pose["width"] == 300
+    assert pose["height"] == 200
     assert len(pose["objects"]) == 1
     obj = pose["objects"][0]
     for key in ("matrix", "scale_x", "scale_y", "rotation_degrees", "translation_x_px", "translation_y_px"):

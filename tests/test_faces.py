@@ -70,7 +70,8 @@ def test_lfw_source_batch(lfw_tree):
     source = LfwSource(lfw_tree, 64, "test", seed=0)
     batch = source.batch([0, 1, 2])
     assert batch.shape == (3, 3, 64, 64)
-    assert -1 <= batch.min() and batch.max() <= 1
+    assert batch.min() >= -1
+    assert batch.max() <= 1
     source.epoch = 1
     assert not np.array_equal(source.batch([0]), batch[:1])
 
@@ -115,7 +116,8 @@ def test_faces_command_on_real_photos(tmp_path, lfw_tree, tiny_decomposer):
     rows = list(csv.DictReader(open(out)))
     assert [Path(r["file"]).name for r in rows] == sorted(p.name for p in photos)
     for row in rows:
-        assert row["width"] == "250" and row["height"] == "250"
+        assert row["width"] == "250"
+        assert row["height"] == "250"
         if row["found"] == "1":
             assert 0 <= int(row["x0"]) < int(row["x1"]) <= 250
     for photo in photos:

@@ -1,4 +1,4 @@
-"""Networks: parameter counts against the paper, shapes, pose bounds, warping and composition."""
+"""Networks: parameter counts against the LR-GAN paper (Yang et al., ICLR 2017), shapes, pose bounds, warping and composition."""
 
 from __future__ import annotations
 

@@ -49,7 +49,8 @@ def test_checkpoint_loads_weights_only(tmp_path, mnist_test):
     state = torch.load(tmp_path / "last.pt", weights_only=True)
     assert state["step"] == 2
     assert set(state["rng"]) == {"torch", "cuda", "numpy", "python"}
-    assert "opt_g" in state and "opt_d" in state
+    assert "opt_g" in state
+    assert "opt_d" in state
 
 
 def test_resume_is_exact(tmp_path, mnist_test):
