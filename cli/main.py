@@ -6,6 +6,7 @@ can decompose and list models.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -115,6 +116,7 @@ def decompose_images(
 
     setup_logging(quiet)
     require_folder(out)
+    require_report_path(report)
     layer_model = open_model(model, "decomposer")
     summary = run_images(inputs, out, layer_model, batch_size=batch_size, max_pixels=max_pixels, progress=not quiet)
     finish(summary, out, report)
@@ -141,6 +143,7 @@ def masks(
 
     setup_logging(quiet)
     require_folder(out)
+    require_report_path(report)
     layer_model = open_model(model, "decomposer")
     writer = MaskWriter(out, layer_model, cutouts=cutouts)
     summary = run_images(inputs, out, layer_model, writer=writer, batch_size=batch_size, max_pixels=max_pixels,
@@ -157,10 +160,22 @@ def finish(summary, out: Path, report: Optional[Path]) -> None:
     raise typer.Exit(EXIT_FAILED if summary.failed else EXIT_OK)
 
 
-def require_folder(out: Path) -> None:
-    """End with a usage error when --out names an existing file rather than a folder."""
+def require_folder(out: Path, option: str = "--out") -> None:
+    """End with a usage error when a folder option names an existing file."""
     if out.exists() and not out.is_dir():
-        fail_usage(f"--out {out} is an existing file; give a folder for the outputs")
+        fail_usage(f"{option} {out} is an existing file; give a folder for the outputs")
+
+
+def require_report_path(report: Optional[Path]) -> None:
+    """End with a usage error when --report would replace a file that is not an earlier report."""
+    if report is None or not report.exists():
+        return
+    try:
+        earlier = json.loads(report.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        earlier = None
+    if not (isinstance(earlier, dict) and {"ok", "failed", "files"} <= set(earlier)):
+        fail_usage(f"--report {report} exists and is not an lrgan report; choose another file")
 
 
 decompose_app.command()(decompose_images)
@@ -190,6 +205,14 @@ def faces(
     from ..decompose.faces import run_faces
 
     setup_logging(quiet)
+    for folder, option in ((crops, "--crops"), (draw, "--draw"), (out.parent, "--out's folder")):
+        if folder is not None:
+            require_folder(folder, option)
+    if crops is not None and draw is not None and crops.resolve() == draw.resolve():
+        fail_usage(f"--crops and --draw name the same folder {crops}; a drawing would replace each crop")
+    if out.exists() and out.is_dir():
+        fail_usage(f"--out {out} is a folder; give the CSV file to write")
+    require_report_path(report)
     layer_model = open_model(model, "decomposer")
     try:
         summary = run_faces(inputs, out, layer_model, crops=crops, draw=draw, batch_size=batch_size,
@@ -215,11 +238,15 @@ def sample(
     from ..decompose.sampling import sample_to_folder
 
     setup_logging(quiet)
+    require_folder(out)
     layer_model = open_model(model, "sampler")
     try:
         sample_to_folder(layer_model, count, out, seed=seed, walk=walk, grid=grid)
-    except ValueError as exc:
+    except (ValueError, FileExistsError) as exc:
         fail_usage(str(exc))
+    except OSError as exc:
+        log.error("cannot write samples to %s: %s", out, exc.strerror or exc)
+        raise typer.Exit(EXIT_FAILED)
     log.info("wrote %d samples to %s", count, out)
 
 

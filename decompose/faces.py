@@ -100,7 +100,8 @@ class FaceWriter:
         self.rows: dict[str, dict] = {}
 
     def target(self, item: InputFile) -> Path:
-        return Path(item.name)
+        folder = self.crops or self.draw
+        return folder / f"{item.name}.png" if folder is not None else Path(item.name)
 
     def files(self, item: InputFile) -> list[Path]:
         files = []
@@ -166,7 +167,8 @@ def run_faces(arguments: list[str], csv_path: Path, model: LayerModel, crops: Pa
     if csv_path.exists() and not is_faces_csv(csv_path):
         raise FileExistsError(f"{csv_path} exists and is not a faces CSV written by lrgan; choose another --out")
     writer = FaceWriter(model, crops, draw)
-    out = crops or draw or csv_path.parent
+    # Only the crop or drawing folder holds outputs that a folder walk must not read back.
+    out = crops or draw
     summary = run_images(arguments, out, model, writer=writer, batch_size=batch_size, max_pixels=max_pixels,
                          progress=progress)
     csv_path.parent.mkdir(parents=True, exist_ok=True)

@@ -116,7 +116,8 @@ def is_lrgan_png(path: Path) -> bool:
     """True for a PNG that carries this tool's Software text chunk: an earlier run's output."""
     try:
         with Image.open(path) as im:
-            return im.format == "PNG" and getattr(im, "text", {}).get("Software") == SOFTWARE_TAG
+            # info holds the text chunks read with the header; im.text would decode the pixels.
+            return im.format == "PNG" and im.info.get("Software") == SOFTWARE_TAG
     except (OSError, ValueError, RuntimeError):
         return False
 

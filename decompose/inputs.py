@@ -18,7 +18,7 @@ IMAGE_SUFFIXES = {
     ".ppm", ".pgm", ".pbm", ".pnm", ".ico",
 }
 # First bytes of common image formats, so an image with an unusual name is still found.
-IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
+IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
 GLOB_CHARACTERS = set("*?[")
 
 
@@ -49,17 +49,24 @@ def looks_like_image(path: Path) -> bool:
             head = f.read(12)
     except OSError:
         return False
-    return head.startswith(IMAGE_SIGNATURES)
-
-
-def is_within(path: Path, folder: Path | None) -> bool:
-    if folder is None:
-        return False
-    try:
-        path.resolve().relative_to(folder)
+    if head.startswith(IMAGE_SIGNATURES):
         return True
-    except (ValueError, OSError, RuntimeError):
+    # RIFF also wraps AVI and WAV files; only RIFF....WEBP is an image.
+    return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+
+
+def same_folder(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve() == folder
+    except (OSError, RuntimeError):
         return False
+
+
+def is_earlier_output(path: Path) -> bool:
+    """True for a file an earlier run wrote: a tagged PNG, or any file in a layer folder."""
+    if path.suffix.lower() == ".png" and is_lrgan_png(path):
+        return True
+    return is_layer_folder(path.parent)
 
 
 def is_layer_folder(folder: Path) -> bool:
@@ -85,7 +92,6 @@ def walk_folder(root: Path, exclude: Path | None) -> tuple[list[Path], list[Path
     back as input.
     """
     found, skipped, outputs = [], [], []
-    root_resolved = root.resolve()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         folder = Path(dirpath)
         if folder != root and is_layer_folder(folder):
@@ -93,8 +99,7 @@ def walk_folder(root: Path, exclude: Path | None) -> tuple[list[Path], list[Path
             continue
         dirnames[:] = sorted(
             d for d in dirnames
-            if not d.startswith(".")
-            and not (exclude is not None and exclude != root_resolved and is_within(folder / d, exclude))
+            if not d.startswith(".") and not (exclude is not None and same_folder(folder / d, exclude))
         )
         for name in sorted(filenames):
             if name.startswith("."):
@@ -107,6 +112,12 @@ def walk_folder(root: Path, exclude: Path | None) -> tuple[list[Path], list[Path
             else:
                 found.append(path)
     return found, skipped, outputs
+
+
+def safe_stem(path: Path) -> str:
+    """The file's stem as an output name; a stem of "." or ".." would leave --out, so it becomes "_"."""
+    stem = path.stem
+    return "_" if stem in ("", ".", "..") else stem
 
 
 def collect_inputs(arguments: list[str], exclude: Path | None = None) -> InputSet:
@@ -139,16 +150,19 @@ def collect_inputs(arguments: list[str], exclude: Path | None = None) -> InputSe
             result.earlier_outputs.extend(outputs)
             for f in files:
                 add(f, f.relative_to(path).with_suffix("").as_posix())
-        elif path.is_file() or path.is_symlink():
-            # A broken link or a link loop is still an input, so its error gets reported.
-            add(path, path.stem)
+        elif path.exists() or path.is_symlink():
+            # A broken link, a link loop or a FIFO is still an input, so its error gets reported.
+            add(path, safe_stem(path))
         elif GLOB_CHARACTERS & set(argument):
             matches = sorted(Path(m) for m in glob.glob(argument, recursive=True))
-            matches = [m for m in matches if m.is_file() and not is_within(m, exclude)]
+            matches = [m for m in matches if m.is_file()]
             if not matches:
                 result.missing.append((argument, "pattern matches no files"))
             for m in matches:
-                add(m, m.stem)
+                if is_earlier_output(m):
+                    result.earlier_outputs.append(m)
+                else:
+                    add(m, safe_stem(m))
         else:
             result.missing.append((argument, "no such file or folder"))
 

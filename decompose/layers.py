@@ -19,13 +19,18 @@ from .images import save_png
 LAYER_FILES = ("background.png", "foreground.png", "mask.png", "cutout.png", "composite.png", "pose.json")
 
 
-def to_model_input(images: list[np.ndarray], size: int) -> np.ndarray:
-    """Resize H x W x 3 uint8 images to size x size and stack as N x 3 x size x size in [-1, 1]."""
-    batch = np.empty((len(images), 3, size, size), dtype=np.float32)
+def to_model_input(images: list[np.ndarray], size: int, channels: int = 3) -> np.ndarray:
+    """Resize H x W x 3 uint8 images to size x size and stack as N x C x size x size in [-1, 1].
+
+    With channels=1 the images become gray (ITU-R BT.601 luma), as gray models expect.
+    """
+    batch = np.empty((len(images), channels, size, size), dtype=np.float32)
     for i, image in enumerate(images):
         h, w = image.shape[:2]
         interpolation = cv2.INTER_AREA if h > size or w > size else cv2.INTER_LINEAR
         small = cv2.resize(image, (size, size), interpolation=interpolation)
+        if channels == 1:
+            small = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)[:, :, None]
         batch[i] = small.transpose(2, 0, 1) / 127.5 - 1.0
     return batch
 

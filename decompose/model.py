@@ -70,6 +70,7 @@ class LayerModel:
 
     def __init__(self, name_or_path: str, threads: int | None = None):
         self.path = resolve_model(name_or_path)
+        threads = threads or default_threads()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
@@ -130,9 +131,13 @@ class LayerModel:
 
 
 def default_threads() -> int | None:
-    """Threads for onnxruntime from LRGAN_THREADS, else onnxruntime's own default."""
-    value = os.environ.get("LRGAN_THREADS")
-    return int(value) if value else None
+    """Threads for onnxruntime from LRGAN_THREADS, else None (onnxruntime's own default)."""
+    value = os.environ.get("LRGAN_THREADS", "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ModelError(f"LRGAN_THREADS must be a positive whole number, got {value!r}")
+    return int(value)
 
 
 def metadata_of(path: str | Path) -> dict[str, str]:

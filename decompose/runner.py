@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -93,7 +93,7 @@ class LayerWriter:
 
 def run_images(
     arguments: list[str],
-    out: Path,
+    out: Path | None,
     model: LayerModel,
     writer=None,
     batch_size: int = 16,
@@ -109,7 +109,7 @@ def run_images(
     onnxruntime release the GIL, so the three stages overlap.
     """
     model.require("decomposer")
-    out = Path(out)
+    out = Path(out) if out is not None else None
     writer = writer or LayerWriter(out, model)
     inputs: InputSet = collect_inputs(arguments, exclude=out)
     input_paths = {_resolved(f.path) for f in inputs.files}
@@ -130,21 +130,37 @@ def run_images(
         log.warning("skipped %d PNG files that an earlier lrgan run wrote, e.g. %s",
                     len(inputs.earlier_outputs), inputs.earlier_outputs[0])
 
+    # Every output path belongs to one input: a later input that would write a path an
+    # earlier one writes (a.png's cut-out and a_cutout.png's mask, say) fails up front.
+    claimed: dict[str, str] = {}
+    clashes: dict[int, str] = {}
+    for i, item in enumerate(inputs.files):
+        for path in writer.files(item):
+            key = str(path.absolute()).lower()
+            if key in claimed:
+                clashes[i] = f"{item.path}: output {path} is also the output of {claimed[key]}; rename one of them"
+                break
+        else:
+            for path in writer.files(item):
+                claimed[str(path.absolute()).lower()] = str(item.path)
+
     size = model.info.image_size
     # Writers that need only the mask let JPEGs decode at a reduced scale (both sides still
     # at least the model's canvas), which is much faster than a full decode.
-    reduce_to = None if getattr(writer, "needs_pixels", True) else size
+    keep_pixels = getattr(writer, "needs_pixels", True)
+    reduce_to = None if keep_pixels else size
     batches = [list(range(i, min(i + batch_size, len(inputs.files)))) for i in range(0, len(inputs.files), batch_size)]
     bar = tqdm(total=len(inputs.files), disable=None if progress else True, desc="images", unit="img")
     with ThreadPoolExecutor(max_workers=max(1, workers)) as decode_pool, \
             ThreadPoolExecutor(max_workers=max(1, workers)) as write_pool:
 
         def submit(batch: list[int]) -> list[Future]:
-            return [decode_pool.submit(_decode, inputs.files[i], max_pixels, size, reduce_to)
-                    for i in batch]
+            return [decode_pool.submit(_decode, inputs.files[i], max_pixels, size, reduce_to, keep_pixels,
+                                       model.info.channels) for i in batch]
 
         in_flight: deque[tuple[list[int], list[Future]]] = deque()
         writes: dict[int, Future] = {}
+        pending: set[Future] = set()
         next_batch = 0
         while next_batch < len(batches) or in_flight:
             # Keep the decoders `prefetch` batches ahead.
@@ -153,9 +169,11 @@ def run_images(
                 next_batch += 1
             batch, futures = in_flight.popleft()
 
-            good: list[tuple[int, np.ndarray, np.ndarray, tuple[int, int]]] = []
+            good: list[tuple[int, np.ndarray | None, np.ndarray, tuple[int, int]]] = []
             for i, future in zip(batch, futures):
                 decoded = future.result()
+                if i in clashes:
+                    decoded = clashes[i]
                 if isinstance(decoded, str):
                     log.error("%s", decoded)
                     results[i] = FileResult(str(inputs.files[i].path), "failed", error=decoded)
@@ -164,10 +182,23 @@ def run_images(
 
             # One model call for the whole batch, then hand each image to the writers.
             if good:
-                outputs = model.run(np.stack([small for _, _, small, _ in good]))
+                try:
+                    outputs = model.run(np.stack([small for _, _, small, _ in good]))
+                except Exception as exc:  # onnxruntime raises its own exception types
+                    for i, *_ in good:
+                        message = f"{inputs.files[i].path}: model failed on this batch ({exc})"
+                        log.error("%s", message)
+                        results[i] = FileResult(str(inputs.files[i].path), "failed", error=message)
+                    good = []
                 for index, (i, image, _, shape) in enumerate(good):
-                    writes[i] = write_pool.submit(_write_one, writer, outputs, index, image, shape, inputs.files[i],
-                                                  input_paths)
+                    # Bound the queue: each pending write holds a decoded image.
+                    while len(pending) >= 2 * max(1, workers):
+                        finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                        pending.difference_update(finished)
+                    future = write_pool.submit(_write_one, writer, outputs, index, image, shape, inputs.files[i],
+                                               input_paths)
+                    writes[i] = future
+                    pending.add(future)
             bar.update(len(batch))
 
         for i, future in writes.items():
@@ -183,17 +214,17 @@ def _resolved(path: Path) -> Path:
         return path.absolute()
 
 
-def _decode(item: InputFile, max_pixels: int, size: int,
-            reduce_to: int | None) -> tuple[np.ndarray, np.ndarray, tuple[int, int]] | str:
-    """Return (uint8 image, 3 x size x size model input, (height, width) of the full image),
-    or the error message."""
+def _decode(item: InputFile, max_pixels: int, size: int, reduce_to: int | None, keep_pixels: bool,
+            channels: int) -> tuple[np.ndarray | None, np.ndarray, tuple[int, int]] | str:
+    """Return (uint8 image or None, C x size x size model input, (height, width) of the full
+    image), or the error message. The image is dropped unless the writer needs its pixels."""
     try:
         image, shape = read_image_reduced(item.path, max_pixels, reduce_to)
     except ImageError as exc:
         return str(exc)
     except RuntimeError as exc:  # e.g. a symbolic link loop
         return f"{item.path}: cannot open file ({exc})"
-    return image, to_model_input([image], size)[0], shape
+    return (image if keep_pixels else None), to_model_input([image], size, channels)[0], shape
 
 
 def _write_one(writer, outputs: dict, index: int, image: np.ndarray, shape: tuple[int, int], item: InputFile,
@@ -214,6 +245,10 @@ def _write_one(writer, outputs: dict, index: int, image: np.ndarray, shape: tupl
         writer.write(outputs, index, image, shape, item)
     except OSError as exc:
         message = f"{item.path}: cannot write outputs to {target} ({exc.strerror or exc})"
+        log.error("%s", message)
+        return FileResult(str(item.path), "failed", error=message)
+    except Exception as exc:  # one bad result (a singular pose, say) must not end the run
+        message = f"{item.path}: cannot make outputs ({type(exc).__name__}: {exc})"
         log.error("%s", message)
         return FileResult(str(item.path), "failed", error=message)
     return FileResult(str(item.path), "ok", output=str(target))

@@ -103,7 +103,11 @@ def grid_image(outputs: dict[str, np.ndarray], rows: int = 16, gap: int = 2, zoo
 
 def sample_to_folder(model: LayerModel, count: int, out: Path, seed: int = 0, walk: str | None = None,
                      grid: bool = True) -> dict[str, np.ndarray]:
-    """Draw `count` samples and write each to OUT/sample_NNNN/, plus OUT/grid.png."""
+    """Draw `count` samples and write each to OUT/sample_NNNN/, plus OUT/grid.png.
+
+    Raises FileExistsError when OUT holds files that an earlier `lrgan sample` did not write.
+    """
+    check_sample_folder(out)
     noise = make_noise(model, count, seed, walk)
     outputs = run_sampler(model, noise)
     width = max(4, len(str(count - 1)))
@@ -112,4 +116,15 @@ def sample_to_folder(model: LayerModel, count: int, out: Path, seed: int = 0, wa
     if grid:
         save_png(grid_image(outputs), out / "grid.png")
     np.save(out / "noise.npy", noise)
+    (out / SAMPLE_MARKER).write_text("written by lrgan sample\n")
     return outputs
+
+
+SAMPLE_MARKER = ".lrgan-samples"
+
+
+def check_sample_folder(out: Path) -> None:
+    """Accept a missing or empty folder, or one an earlier `lrgan sample` wrote (it has the marker)."""
+    if not out.exists() or not any(out.iterdir()) or (out / SAMPLE_MARKER).is_file():
+        return
+    raise FileExistsError(f"--out {out} already contains files that lrgan sample did not write; choose another folder")

@@ -183,3 +183,80 @@ def test_only_missing_inputs_is_usage_error(tmp_path, tiny_decomposer):
                  "--model", str(tiny_decomposer))
     assert result.returncode == 2
     assert "missing.png: no such file or folder" in result.stderr
+
+
+def test_nested_inputs_under_output_folder(tmp_path, tiny_decomposer):
+    """An output folder that contains the input folder must not hide the inputs' subfolders."""
+    nested = tmp_path / "photos" / "sub" / "deeper"
+    nested.mkdir(parents=True)
+    Image.fromarray(photo()).save(tmp_path / "photos" / "top.jpg")
+    Image.fromarray(photo()).save(nested / "inner.jpg")
+    result = run("decompose", str(tmp_path / "photos"), "--out", str(tmp_path), "--model", str(tiny_decomposer), "-q")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "top" / "mask.png").is_file()
+    assert (tmp_path / "sub" / "deeper" / "inner" / "mask.png").is_file()
+
+
+def test_mask_and_cutout_names_clash(tmp_path, tiny_decomposer):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(photo()).save(folder / "a.jpg")
+    Image.fromarray(photo()).save(folder / "a_cutout.jpg")
+    result = run("masks", str(folder), "--out", str(tmp_path / "m"), "--cutouts", "--model", str(tiny_decomposer), "-q")
+    assert result.returncode == 1
+    assert "is also the output of" in result.stderr
+    with Image.open(tmp_path / "m" / "a_cutout.png") as im:
+        assert im.mode == "RGBA"  # a.jpg's cut-out, not a_cutout.jpg's mask
+
+
+def test_report_never_replaces_user_file(tmp_path, tiny_decomposer):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(photo()).save(folder / "a.jpg")
+    keep = tmp_path / "notes.json"
+    keep.write_text('{"mine": true}')
+    result = run("decompose", str(folder), "--out", str(tmp_path / "o"), "--report", str(keep),
+                 "--model", str(tiny_decomposer))
+    assert result.returncode == 2
+    assert keep.read_text() == '{"mine": true}'
+
+
+def test_video_and_audio_files_skipped(tmp_path, tiny_decomposer):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(photo()).save(folder / "a.jpg")
+    (folder / "clip").write_bytes(b"RIFF\x00\x00\x00\x00AVI LIST" + bytes(64))
+    (folder / "sound").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt " + bytes(64))
+    result = run("masks", str(folder), "--out", str(tmp_path / "m"), "--model", str(tiny_decomposer), "-q")
+    assert result.returncode == 0, result.stderr
+
+
+def test_faces_crops_and_draw_same_folder(tmp_path, tiny_decomposer):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(photo()).save(folder / "a.jpg")
+    result = run("faces", str(folder), "--out", str(tmp_path / "f.csv"), "--crops", str(tmp_path / "x"),
+                 "--draw", str(tmp_path / "x"), "--model", str(tiny_decomposer))
+    assert result.returncode == 2
+    assert "same folder" in result.stderr
+
+
+def test_gray_decomposer(tmp_path):
+    import torch
+
+    from conftest import tiny_overrides
+    from lrgan.export.onnx_export import export_generator
+    from lrgan.train.config import preset_config
+    from lrgan.train.networks import ConditionalGenerator
+
+    cfg = preset_config("mnist-one", conditional=True, channels=1, **tiny_overrides())
+    torch.manual_seed(0)
+    model = export_generator(ConditionalGenerator(cfg), cfg, tmp_path / "gray.onnx", "gray")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(photo()).save(folder / "a.jpg")
+    result = run("decompose", str(folder), "--out", str(tmp_path / "o"), "--model", str(model), "-q")
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "o" / "a" / "background.png") as im:
+        assert im.mode == "RGB"
+        assert im.size == (120, 90)

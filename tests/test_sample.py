@@ -85,3 +85,16 @@ def test_evaluate_sampler_writes_plots(tmp_path, tiny_sampler):
     assert len(result["pose_mean"]) == 6
     for name in ("metrics.json", "samples.png", "pose_histograms.png"):
         assert (tmp_path / name).is_file(), name
+
+
+def test_sample_never_replaces_user_files(tmp_path, tiny_sampler):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "grid.png").write_bytes(b"my own picture")
+    result = sample_cli("--model", str(tiny_sampler), "--out", str(out))
+    assert result.returncode == 2
+    assert (out / "grid.png").read_bytes() == b"my own picture"
+    # A folder an earlier run wrote may be written again.
+    again = tmp_path / "again"
+    for _ in range(2):
+        assert sample_cli("--model", str(tiny_sampler), "--n", "2", "--out", str(again)).returncode == 0

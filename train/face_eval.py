@@ -65,7 +65,7 @@ def evaluate_faces(model_name: str, lfw_path: str | Path, count: int, seed: int,
         haar_seconds += time.perf_counter() - begin
 
         begin = time.perf_counter()
-        outputs = model.run(to_model_input(framed, model.info.image_size))
+        outputs = model.run(to_model_input(framed, model.info.image_size, model.info.channels))
         boxes = []
         for index, image in enumerate(framed):
             height, width = image.shape[:2]
