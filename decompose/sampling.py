@@ -105,7 +105,7 @@ def sample_to_folder(model: LayerModel, count: int, out: Path, seed: int = 0, wa
                      grid: bool = True) -> dict[str, np.ndarray]:
     """Draw `count` samples and write each to OUT/sample_NNNN/, plus OUT/grid.png.
 
-    Raises FileExistsError when OUT holds files that an earlier `lrgan sample` did not write.
+    Raises FileExistsError when OUT contains files that an earlier `lrgan sample` did not write.
     """
     check_sample_folder(out)
     noise = make_noise(model, count, seed, walk)
