@@ -13,7 +13,7 @@ from PIL import Image
 
 from .images import DEFAULT_MAX_PIXELS, is_lrgan_png, save_png, tagged_png_info
 from .inputs import InputFile
-from .layers import pose_record, resize_float
+from .layers import full_mask, pose_record
 from .model import LayerModel
 from .runner import RunSummary, run_images
 
@@ -74,12 +74,6 @@ def box_from_mask(mask: np.ndarray, pose: dict | None = None) -> FaceBox:
     total = float(mask.sum()) or 1.0
     score = float(mask[inside].sum() / total) * float(mask[inside].mean())
     return FaceBox(True, x, y, x + w, y + h, min(1.0, score))
-
-
-def full_mask(outputs: dict, index: int, width: int, height: int) -> np.ndarray:
-    small = outputs["warped_mask"][index, :, 0]
-    union = 1 - np.prod(1 - small, axis=0)
-    return np.clip(resize_float(union, width, height), 0, 1)
 
 
 def draw_box(image: np.ndarray, box: FaceBox, color=(0, 255, 0)) -> np.ndarray:

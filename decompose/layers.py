@@ -48,6 +48,13 @@ def resize_float(array: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(array.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
 
 
+def full_mask(outputs: dict, index: int, width: int, height: int) -> np.ndarray:
+    """Union of batch item `index`'s warped object masks, resized to width x height, in [0, 1]."""
+    small = outputs["warped_mask"][index, :, 0]
+    union = 1 - np.prod(1 - small, axis=0)
+    return np.clip(resize_float(union, width, height), 0, 1)
+
+
 def pose_record(matrix: np.ndarray, width: int, height: int) -> dict:
     """Describe one 2 x 3 output -> source matrix in the input image's pixels.
 

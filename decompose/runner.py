@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from .images import DEFAULT_MAX_PIXELS, PNG_COMPRESSION, ImageError, is_lrgan_png, read_image_reduced, tagged_png_info
 from .inputs import InputFile, InputSet, collect_inputs, is_layer_folder
-from .layers import LAYER_FILES, build_layers, resize_float, to_model_input, write_layers
+from .layers import LAYER_FILES, build_layers, full_mask, to_model_input, write_layers
 from .model import LayerModel
 
 log = logging.getLogger(__name__)
@@ -281,9 +281,7 @@ class MaskWriter:
     def write(self, outputs: dict, index: int, image: np.ndarray, shape: tuple[int, int],
               item: InputFile) -> list[Path]:
         height, width = shape
-        small = outputs["warped_mask"][index, :, 0]
-        union = 1 - np.prod(1 - small, axis=0)
-        mask = np.clip(resize_float(union, width, height), 0, 1)
+        mask = full_mask(outputs, index, width, height)
         alpha = np.rint(mask * 255).astype(np.uint8)
         info = tagged_png_info()
         paths = self.files(item)

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..decompose.faces import FaceBox, box_from_mask, draw_box, full_mask
-from ..decompose.layers import pose_record, to_model_input
+from ..decompose.faces import FaceBox, box_from_mask, draw_box
+from ..decompose.layers import full_mask, pose_record, to_model_input
 from ..decompose.model import LayerModel
 from .lfw import lfw_photos, load_photo, reframe
 
