@@ -179,8 +179,9 @@ def evaluate_sampler(model_path: str, count: int, seed: int, out: Path | None = 
     """Draw `count` samples from an exported sampler and score their masks and poses.
 
     Reports the share of objects whose own (unwarped) mask is nearly binary (90 % of pixels
-    below 0.1 or above 0.9) and covers between 1 % and 95 % of its canvas, and summarises
-    the six pose parameters; with `out`, writes their histograms and a sample grid.
+    below 0.1 or above 0.9) and covers between 1 % and 95 % of its canvas. It also
+    summarises the six pose parameters. With `out`, it writes their histograms and a
+    sample grid.
     """
     from ..decompose.images import save_png
     from ..decompose.sampling import grid_image, make_noise, run_sampler
@@ -210,7 +211,7 @@ def evaluate_sampler(model_path: str, count: int, seed: int, out: Path | None = 
 
 
 def write_pose_histograms(poses: np.ndarray, path: Path) -> None:
-    """One histogram per affine parameter (N x 6: a11, a12, tx, a21, a22, ty)."""
+    """Plot one histogram per affine parameter (N x 6: a11, a12, tx, a21, a22, ty)."""
     import matplotlib
 
     matplotlib.use("Agg")
