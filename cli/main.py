@@ -446,9 +446,12 @@ def evaluate(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for metrics.json and plots.")] = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Score a model. A decomposer is scored on synthetic images with ground truth (mask IoU,
-    PSNR, background and pose errors); a sampler on its own samples (share of nearly binary
-    masks, pose statistics and histograms)."""
+    """Score a model.
+
+    A decomposer is scored on synthetic images with ground truth (mask IoU, PSNR, background
+    and pose errors). A sampler is scored on its own samples (share of nearly binary masks,
+    pose statistics and histograms).
+    """
     from ..train.evaluate import evaluate_sampler, evaluate_synthetic
 
     setup_logging(quiet)

@@ -161,7 +161,7 @@ def run_faces(arguments: list[str], csv_path: Path, model: LayerModel, crops: Pa
     if csv_path.exists() and not is_faces_csv(csv_path):
         raise FileExistsError(f"{csv_path} exists and is not a faces CSV written by lrgan; choose another --out")
     writer = FaceWriter(model, crops, draw)
-    # Only the crop or drawing folder holds outputs that a folder walk must not read back.
+    # Only the crop or drawing folder contains outputs that a folder walk must not read back.
     out = crops or draw
     summary = run_images(arguments, out, model, writer=writer, batch_size=batch_size, max_pixels=max_pixels,
                          progress=progress)

@@ -116,7 +116,7 @@ def is_lrgan_png(path: Path) -> bool:
     """True for a PNG that carries this tool's Software text chunk: an earlier run's output."""
     try:
         with Image.open(path) as im:
-            # info holds the text chunks read with the header; im.text would decode the pixels.
+            # info contains the text chunks read with the header, while im.text would decode the pixels.
             return im.format == "PNG" and im.info.get("Software") == SOFTWARE_TAG
     except (OSError, ValueError, RuntimeError):
         return False

@@ -115,7 +115,7 @@ def walk_folder(root: Path, exclude: Path | None) -> tuple[list[Path], list[Path
 
 
 def safe_stem(path: Path) -> str:
-    """The file's stem as an output name; a stem of "." or ".." would leave --out, so it becomes "_"."""
+    """Return the file's stem as an output name, with "_" for a stem of "." or ".." (which would leave --out)."""
     stem = path.stem
     return "_" if stem in ("", ".", "..") else stem
 

@@ -191,7 +191,7 @@ def run_images(
                         results[i] = FileResult(str(inputs.files[i].path), "failed", error=message)
                     good = []
                 for index, (i, image, _, shape) in enumerate(good):
-                    # Bound the queue: each pending write holds a decoded image.
+                    # Bound the queue, because each pending write keeps a decoded image in memory.
                     while len(pending) >= 2 * max(1, workers):
                         finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                         pending.difference_update(finished)

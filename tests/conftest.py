@@ -28,27 +28,26 @@ def mnist_dir() -> Path:
     return require_data(MNIST_DIR)
 
 
-@pytest.fixture(scope="session")
-def lfw_tree(tmp_path_factory) -> Path:
-    """The LFW archive extracted once into a temporary folder (about 2 seconds)."""
+def extract_shared(tmp_path_factory, archive_name: str, folder: str) -> Path:
+    """Extract an archive of the real data into a new temporary folder and return that folder."""
     import tarfile
 
-    archive = require_data(SHARED_DATA / "lfw-deepfunneled.tgz")
-    target = tmp_path_factory.mktemp("lfw")
+    archive = require_data(SHARED_DATA / archive_name)
+    target = tmp_path_factory.mktemp(folder)
     with tarfile.open(archive) as tar:
         tar.extractall(target, filter="data")
     return target
 
 
 @pytest.fixture(scope="session")
-def cifar_tree(tmp_path_factory) -> Path:
-    import tarfile
+def lfw_tree(tmp_path_factory) -> Path:
+    """The LFW archive extracted once per session (about 2 seconds)."""
+    return extract_shared(tmp_path_factory, "lfw-deepfunneled.tgz", "lfw")
 
-    archive = require_data(SHARED_DATA / "cifar10-jpeg.tar.gz")
-    target = tmp_path_factory.mktemp("cifar")
-    with tarfile.open(archive) as tar:
-        tar.extractall(target, filter="data")
-    return target / "cifar10-jpeg"
+
+@pytest.fixture(scope="session")
+def cifar_tree(tmp_path_factory) -> Path:
+    return extract_shared(tmp_path_factory, "cifar10-jpeg.tar.gz", "cifar") / "cifar10-jpeg"
 
 
 @pytest.fixture(scope="session")

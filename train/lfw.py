@@ -75,7 +75,7 @@ def lfw_photos(path: str | Path, split: str) -> list[Path]:
 
 @dataclass
 class Reframing:
-    """How one photo was re-framed: new = zoom * (old - face) + center, in pixels."""
+    """Re-framing of one photo: new = zoom * (old - face) + center, in pixels."""
 
     zoom: float
     center_x: float
