@@ -311,6 +311,7 @@ def train(
     lfw: Annotated[Optional[Path], typer.Option(help="LFW archive (.tgz) or extracted tree, for --data lfw.")] = None,
     valid_dir: Annotated[Optional[Path], typer.Option("--valid", help="Image folder for validation when --data is a folder.")] = None,
     reframe: Annotated[bool, typer.Option("--reframe/--no-reframe", help="LFW: move and resize each face at random.")] = True,
+    digit: Annotated[Optional[int], typer.Option(min=0, max=9, help="MNIST data: use only this digit class (one generator per class, for Adversarial Accuracy).")] = None,
     steps: Annotated[Optional[int], typer.Option(min=1, help="Total optimisation steps (default 3000).")] = None,
     decay_from: Annotated[Optional[int], typer.Option(min=0, help="Step from which the learning rates fall linearly to zero at the last step.")] = None,
     batch_size: Annotated[int, typer.Option(min=2)] = 64,
@@ -324,6 +325,7 @@ def train(
     pose_bounds: Annotated[str, typer.Option(help="smooth (sigmoid/tanh ranges) or clamp (published hard clamps).")] = "smooth",
     no_pose: Annotated[bool, typer.Option("--no-pose", help="Ablation: identity warp.")] = False,
     no_mask: Annotated[bool, typer.Option("--no-mask", help="Ablation: paste the foreground whole.")] = False,
+    minibatch_std: Annotated[bool, typer.Option("--minibatch-std/--no-minibatch-std", help="Give the discriminator the spread of its features over the batch, against mode collapse.")] = False,
     adversarial: Annotated[str, typer.Option(help="Conditional: cross (objects on another image's background), recon (as published) or none.")] = "cross",
     recon_weight: Annotated[float, typer.Option(help="Conditional: weight of the L1 reconstruction loss.")] = 10.0,
     adv_weight: Annotated[float, typer.Option(help="Conditional: weight of the adversarial loss.")] = 1.0,
@@ -365,6 +367,7 @@ def train(
             lfw_path = lfw or train_cfg.extra.get("lfw")
             reframe = train_cfg.extra.get("reframe", reframe)
             valid_folder = valid_dir or train_cfg.extra.get("valid")
+            digit = train_cfg.extra.get("digit")
         else:
             if mode not in ("conditional", "unconditional"):
                 fail_usage(f"--mode must be conditional or unconditional, got {mode!r}")
@@ -372,6 +375,7 @@ def train(
             overrides = dict(
                 conditional=conditional, width=width, norm=norm, encoder_norm=encoder_norm,
                 pose_bounds=pose_bounds, use_pose=not no_pose, use_mask=not no_mask,
+                minibatch_std=minibatch_std,
             )
             if timesteps is not None:
                 overrides["timesteps"] = timesteps
@@ -392,11 +396,11 @@ def train(
                 adversarial=adversarial, sample_every=every, checkpoint_every=every, eval_every=every,
                 log_every=log_every, decay_start=decay_from,
                 extra={"data": data_name, "mnist": mnist_dir, "lfw": lfw_path, "reframe": reframe,
-                       "valid": valid_folder},
+                       "valid": valid_folder, "digit": digit},
             )
         train_cfg.validate()
         source, valid = make_sources(data_name, model_cfg.image_size, mnist_dir, train_cfg.seed, lfw_path, reframe,
-                                     valid_folder)
+                                     valid_folder, digit=digit)
         trainer = Trainer(out, model_cfg, train_cfg, source, valid, device=device)
     except (ValueError, FileNotFoundError) as exc:
         fail_usage(str(exc))
@@ -438,34 +442,138 @@ def export(
 @lrgan_app.command("evaluate")
 def evaluate(
     model: ModelOption = DEFAULT_MODEL,
-    data: Annotated[str, typer.Option(help="Synthetic data with ground truth: mnist-one or mnist-two.")] = "mnist-one",
+    data: Annotated[Optional[str], typer.Option(help="Decomposer: mnist-one or mnist-two (synthetic, with ground truth). Sampler: real images for FID, 1-NN and neighbours, mnist-one or a folder with train/ and test/ class folders.")] = None,
     mnist: MnistOption = None,
-    split: Annotated[str, typer.Option(help="MNIST digits to draw: test (held out) or train.")] = "test",
-    count: Annotated[int, typer.Option("--count", "-n", min=1)] = 2000,
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic placements; pick one not used in training.")] = 1234,
+    split: Annotated[str, typer.Option(help="Decomposer: MNIST digits to draw, test (held out) or train.")] = "test",
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="Images to decompose, or samples to draw.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic placements or of the sampler's noise.")] = 1234,
+    classifier: Annotated[Optional[Path], typer.Option(help="Sampler: a file from `lrgan train-classifier`, for the contextual Inception Score and FID on its features.")] = None,
+    discriminator: Annotated[Optional[Path], typer.Option(help="Sampler: a training checkpoint whose discriminator gives 1-NN features (needs --data).")] = None,
+    inception: Annotated[Optional[Path], typer.Option(help="Sampler: local Inception v3 weights (torchvision state dict) for the standard Inception Score and FID.")] = None,
+    compare: Annotated[Optional[str], typer.Option(help="Sampler: a second sampler to pair with by Hungarian matching.")] = None,
+    real_count: Annotated[int, typer.Option(min=10, help="Sampler: real test images for FID and 1-NN (four times as many training images for 1-NN).")] = 5000,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for metrics.json and plots.")] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Score a model.
 
     A decomposer is scored on synthetic images with ground truth (mask IoU, PSNR, background
-    and pose errors). A sampler is scored on its own samples (share of nearly binary masks,
-    pose statistics and histograms).
+    and pose errors). A sampler is scored on its own samples: nearly binary masks and pose
+    histograms always, then whichever of the contextual Inception Score, FID, 1-NN, the
+    standard Inception Score and Hungarian matching its options ask for.
     """
+    setup_logging(quiet)
+    need_torch("evaluate")
     from ..train.evaluate import evaluate_sampler, evaluate_synthetic
 
-    setup_logging(quiet)
     try:
         if open_model(model, "any").info.kind == "sampler":
-            result = evaluate_sampler(model, count, seed, out)
+            compare_path = None
+            if compare is not None:
+                compare_path = open_model(compare, "sampler").path
+            result = evaluate_sampler(
+                open_model(model, "sampler").path, count, seed, out, classifier=classifier, data=data,
+                mnist_dir=mnist, real_count=real_count, discriminator=discriminator, inception=inception,
+                compare=compare_path, progress=not quiet,
+            )
         else:
             if mnist is None:
                 fail_usage("--mnist DIR is required: the folder with the MNIST IDX files")
-            result = evaluate_synthetic(model, data, mnist, split, count, seed, out, progress=not quiet)
+            result = evaluate_synthetic(model, data or "mnist-one", mnist, split, count, seed, out, progress=not quiet)
     except (ModelError, FileNotFoundError, ValueError) as exc:
         fail_usage(str(exc))
+    print_result(result)
+
+
+def print_result(result: dict) -> None:
     for key, value in result.items():
         typer.echo(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+
+
+@lrgan_app.command("train-classifier")
+def train_classifier_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="The classifier file to write (.pt).")],
+    data: Annotated[str, typer.Option(help="mnist-one, or a folder with train/ and test/ class folders (ImageFolder layout).")] = "mnist-one",
+    mnist: MnistOption = None,
+    preset: Annotated[str, typer.Option(help="Preset whose discriminator trunk the classifier uses.")] = "mnist-one",
+    channels: Annotated[Optional[int], typer.Option(help="Image channels: 1 or 3 (default: the preset's).")] = None,
+    width: Annotated[float, typer.Option(help="Width multiplier of the trunk.")] = 0.5,
+    steps: Annotated[int, typer.Option(min=1, help="Adam steps, batch 128.")] = 2000,
+    count: Annotated[int, typer.Option("--count", "-n", min=100, help="Training images to load.")] = 20000,
+    seed: int = 0,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for PyTorch.")] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Train the evaluation classifier (discriminator trunk + two fully connected layers) on real images."""
+    need_torch("train-classifier")
+    import torch
+
+    from ..train import gan_metrics as gm
+    from ..train.config import preset_config
+
+    setup_logging(quiet)
+    if threads:
+        torch.set_num_threads(threads)
+    if out.exists() and not out.is_file():
+        fail_usage(f"--out {out} is a folder; give the path of the .pt file to write")
+    try:
+        overrides = {"width": width}
+        if channels is not None:
+            if channels not in (1, 3):
+                fail_usage(f"--channels must be 1 or 3, got {channels}")
+            overrides["channels"] = channels
+        cfg = preset_config(preset, **overrides)
+        train_set = gm.load_labelled(data, "train", cfg.image_size, cfg.channels, count, seed=seed,
+                                     mnist_dir=mnist, progress=not quiet)
+        test_set = gm.load_labelled(data, "test", cfg.image_size, cfg.channels, max(1000, count // 4),
+                                    seed=1234, mnist_dir=mnist, progress=not quiet)
+    except (FileNotFoundError, ValueError) as exc:
+        fail_usage(str(exc))
+    model = gm.train_classifier(train_set, cfg, steps, seed=seed, progress=not quiet)
+    probs, _ = gm.classify(model, test_set.images)
+    accuracy = float((probs.argmax(1) == test_set.labels).mean() * 100)
+    info = {"data": str(data), "steps": steps, "train_images": len(train_set.labels),
+            "test_images": len(test_set.labels), "test_accuracy": accuracy}
+    gm.save_classifier(out, model, cfg, train_set.classes, info)
+    log.info("wrote %s", out)
+    print_result(info)
+
+
+@lrgan_app.command("evaluate-adversarial")
+def evaluate_adversarial_command(
+    generator: Annotated[list[str], typer.Option(help="CLASS=SAMPLER, once per class: the class index (0-based, in the classifier's order) and a sampler trained on that class only.")],
+    classifier: Annotated[Path, typer.Option(help="The real-data classifier from `lrgan train-classifier`.")],
+    data: Annotated[str, typer.Option(help="Real test images: mnist-one or a folder with a test/ class folder.")] = "mnist-one",
+    mnist: MnistOption = None,
+    per_class: Annotated[int, typer.Option(min=10, help="Samples drawn from each class's generator.")] = 2000,
+    steps: Annotated[int, typer.Option(min=1, help="Steps of the classifier trained on the samples.")] = 2000,
+    real_count: Annotated[int, typer.Option(min=10, help="Real test images to score on.")] = 5000,
+    seed: int = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for metrics.json.")] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Adversarial Accuracy and Adversarial Divergence from one generator per class."""
+    need_torch("evaluate-adversarial")
+    from ..train.evaluate import evaluate_adversarial
+
+    setup_logging(quiet)
+    generators: dict[int, str] = {}
+    for item in generator:
+        key, sep, path = item.partition("=")
+        if not sep or not key.strip().isdigit():
+            fail_usage(f"--generator {item!r}: write CLASS=SAMPLER, for example 3=runs/digit-3.onnx")
+        if int(key) in generators:
+            fail_usage(f"--generator gives class {key} twice")
+        try:
+            generators[int(key)] = open_model(path, "sampler").path
+        except (ModelError, FileNotFoundError, ValueError) as exc:
+            fail_usage(f"--generator {item!r}: {exc}")
+    try:
+        result = evaluate_adversarial(generators, classifier, data, mnist, per_class, steps, real_count, seed,
+                                      out, progress=not quiet)
+    except (ModelError, FileNotFoundError, ValueError) as exc:
+        fail_usage(str(exc))
+    print_result(result)
 
 
 @lrgan_app.command("evaluate-faces")

@@ -36,6 +36,10 @@ class ModelConfig:
     norm: str = "batch"
     encoder_norm: str = "batch"
     conditional: bool = False
+    # Minibatch standard deviation (after Karras et al. 2018): the discriminator's last block
+    # sees how much each of its features varies over the batch, so a generator that draws one
+    # shape for every noise is easy to reject. Off in the published model.
+    minibatch_std: bool = False
 
     def __post_init__(self) -> None:
         self.fg_channels = tuple(self.fg_channels)

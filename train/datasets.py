@@ -81,8 +81,15 @@ class FolderSource:
 
 
 def make_sources(data: str, image_size: int, mnist_dir: str | Path | None, seed: int,
-                 lfw_path: str | Path | None = None, reframe: bool = True, valid_folder: str | Path | None = None):
-    """Return (training source, validation source or None) for a data name or folder."""
+                 lfw_path: str | Path | None = None, reframe: bool = True, valid_folder: str | Path | None = None,
+                 digit: int | None = None):
+    """Return (training source, validation source or None) for a data name or folder.
+
+    `digit` keeps only that MNIST class, for the one-generator-per-class runs behind
+    Adversarial Accuracy.
+    """
+    if digit is not None and data not in ("mnist-one", "mnist-two"):
+        raise ValueError(f"--digit works with --data mnist-one or mnist-two, not {data!r}; give a class folder instead")
     if data == "lfw":
         if lfw_path is None:
             raise ValueError("--lfw PATH is required for --data lfw: the LFW archive or its extracted tree")
@@ -94,8 +101,12 @@ def make_sources(data: str, image_size: int, mnist_dir: str | Path | None, seed:
             raise ValueError(f"--mnist DIR is required for --data {data}: the folder with the MNIST IDX files")
         digits, labels = load_mnist(mnist_dir, "train")
         cut = len(digits) - VALIDATION_DIGITS
-        train = SyntheticSource(data, digits[:cut], labels[:cut], seed=seed)
-        valid = SyntheticSource(data, digits[cut:], labels[cut:], seed=seed + 1)
+        keep = np.ones(len(labels), bool) if digit is None else labels == digit
+        head, tail = keep.copy(), keep.copy()
+        head[cut:] = False
+        tail[:cut] = False
+        train = SyntheticSource(data, digits[head], labels[head], seed=seed)
+        valid = SyntheticSource(data, digits[tail], labels[tail], seed=seed + 1)
         if train.synth.spec.size != image_size:
             raise ValueError(
                 f"--data {data} makes {train.synth.spec.size}x{train.synth.spec.size} images but the "

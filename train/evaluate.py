@@ -175,38 +175,140 @@ def write_synthetic_folder(kind: str, mnist_dir: str | Path, split: str, count: 
     return path
 
 
-def evaluate_sampler(model_path: str, count: int, seed: int, out: Path | None = None) -> dict:
-    """Draw `count` samples from an exported sampler and score their masks and poses.
+def evaluate_sampler(model_path: str, count: int, seed: int, out: Path | None = None, *,
+                     classifier: str | Path | None = None, data: str | None = None,
+                     mnist_dir: str | Path | None = None, real_count: int = 5000,
+                     discriminator: str | Path | None = None, inception: str | Path | None = None,
+                     compare: str | Path | None = None, match_count: int = 500,
+                     progress: bool = True) -> dict:
+    """Draw `count` samples from an exported sampler and score them.
 
-    Reports the share of objects whose own (unwarped) mask is nearly binary (90 % of pixels
-    below 0.1 or above 0.9) and covers between 1 % and 95 % of its canvas. It also
-    summarises the six pose parameters. With `out`, it writes their histograms and a
-    sample grid.
+    Always: the share of objects whose own (unwarped) mask is nearly binary (90 % of pixels
+    below 0.1 or above 0.9) and covers between 1 % and 95 % of its canvas, and the six pose
+    parameters. With `classifier`: the contextual Inception Score of the samples and of real
+    test images. With `data` as well: the Frechet distance on the classifier's hidden layer
+    between samples and real test images. With `discriminator` (a training checkpoint) and
+    `data`: 1-NN accuracy on real test images with that discriminator's features. With
+    `inception`: the standard Inception Score and, with `data`, FID. With `compare`
+    (another sampler): Hungarian matching of `match_count` samples from each. With `out`,
+    it writes metrics.json, pose histograms, a sample grid, nearest real neighbours and
+    the matched pairs.
     """
     from ..decompose.images import save_png
-    from ..decompose.sampling import grid_image, make_noise, run_sampler
+    from ..decompose.sampling import grid_image
+    from . import gan_metrics as gm
     from .metrics import nearly_binary
 
-    model = LayerModel(model_path)
-    model.require("sampler")
-    outputs = run_sampler(model, make_noise(model, count, seed))
-    masks = outputs["mask"][:, :, 0]                       # N x K x H x W
-    binary = nearly_binary(masks.reshape(-1, *masks.shape[2:]))
-    poses = outputs["pose"].reshape(-1, 6)                  # a11 a12 tx a21 a22 ty
-    result = {
-        "model": str(model_path),
-        "samples": int(count),
-        "seed": seed,
-        "binary_mask_share": float(binary.mean()),
-        "mask_area_mean": float((masks > 0.5).mean()),
-        "pose_mean": [float(v) for v in poses.mean(axis=0)],
-        "pose_std": [float(v) for v in poses.std(axis=0)],
-    }
+    outputs, samples = gm.samples_from(model_path, count, seed)
+    info = LayerModel(model_path).info
+    result: dict = {"model": str(model_path), "samples": int(count), "seed": seed}
+    if outputs["mask"].shape[1] > 0:           # T = 1 (DCGAN) has no objects
+        masks = outputs["mask"][:, :, 0]                       # N x K x H x W
+        binary = nearly_binary(masks.reshape(-1, *masks.shape[2:]))
+        poses = outputs["pose"].reshape(-1, 6)                  # a11 a12 tx a21 a22 ty
+        result.update({
+            "binary_mask_share": float(binary.mean()),
+            "mask_area_mean": float((masks > 0.5).mean()),
+            "pose_mean": [float(v) for v in poses.mean(axis=0)],
+            "pose_std": [float(v) for v in poses.std(axis=0)],
+        })
+    else:
+        poses = None
+
+    real_test = real_train = None
+    if data is not None:
+        real_test = gm.load_labelled(data, "test", info.image_size, info.channels, real_count, seed=1234,
+                                     mnist_dir=mnist_dir, progress=progress)
+    if classifier is not None:
+        clf, clf_cfg, classes, _ = gm.load_classifier(classifier)
+        if clf_cfg.image_size != info.image_size:
+            raise ValueError(f"classifier {classifier} works at {clf_cfg.image_size}px, the sampler at {info.image_size}px")
+        probs, feats = gm.classify(clf, gm.to_channels_np(samples, clf_cfg.channels))
+        result["contextual_is"], result["contextual_is_std"] = gm.inception_score(probs)
+        result["class_histogram"] = np.bincount(probs.argmax(1), minlength=len(classes)).tolist()
+        if real_test is not None:
+            real_probs, real_feats = gm.classify(clf, gm.to_channels_np(real_test.images, clf_cfg.channels))
+            result["real_contextual_is"], result["real_contextual_is_std"] = gm.inception_score(real_probs)
+            result["real_classifier_accuracy"] = float((real_probs.argmax(1) == real_test.labels).mean() * 100)
+            result["classifier_fid"] = gm.frechet_distance(feats, real_feats)
+    if discriminator is not None:
+        if data is None:
+            raise ValueError("1-NN with --discriminator needs --data: the real images to classify")
+        real_train = gm.load_labelled(data, "train", info.image_size, info.channels, 4 * real_count, seed=0,
+                                      mnist_dir=mnist_dir, progress=progress)
+        train_feats = gm.discriminator_features(discriminator, real_train.images)
+        test_feats = gm.discriminator_features(discriminator, real_test.images)
+        result["one_nn_accuracy"] = gm.one_nn_accuracy(train_feats, real_train.labels, test_feats, real_test.labels)
+    if inception is not None:
+        net = gm.LocalInception(inception)
+        probs, feats = net.run(samples, progress=progress)
+        result["inception_score"], result["inception_score_std"] = gm.inception_score(probs)
+        if real_test is not None:
+            _, real_feats = net.run(real_test.images, progress=progress)
+            result["inception_fid"] = gm.frechet_distance(feats, real_feats)
+    matched = None
+    if compare is not None:
+        match_count = min(match_count, count)
+        _, others = gm.samples_from(compare, match_count, seed + 1)
+        ours = samples[:match_count]
+        if others.shape[1:] != ours.shape[1:]:
+            raise ValueError(f"{compare} makes {others.shape[1:]} samples, {model_path} makes {ours.shape[1:]}")
+        match, distance = gm.hungarian_match(ours, others)
+        result["compare"] = str(compare)
+        result["matched_l2_mean"] = float(distance.mean())
+        matched = (ours, others[match], distance)
+
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
         save_png(grid_image(outputs, rows=16), out / "samples.png")
-        write_pose_histograms(poses, out / "pose_histograms.png")
+        if poses is not None:
+            write_pose_histograms(poses, out / "pose_histograms.png")
+        if real_test is not None or real_train is not None:
+            pool = real_train if real_train is not None else real_test
+            nearest = gm.cosine_neighbours(samples[:24], pool.images)
+            save_png(gm.pair_grid(samples[:24], pool.images[nearest]), out / "nearest_real.png")
+        if matched is not None:
+            ours, theirs, distance = matched
+            order = np.argsort(distance)
+            pick = order[np.linspace(0, len(order) - 1, 24).round().astype(int)]
+            save_png(gm.pair_grid(ours[pick], theirs[pick]), out / "hungarian_pairs.png")
+    return result
+
+
+def evaluate_adversarial(generators: dict[int, str], classifier: str | Path, data: str,
+                         mnist_dir: str | Path | None, per_class: int, steps: int, real_count: int,
+                         seed: int, out: Path | None = None, progress: bool = True) -> dict:
+    """Adversarial Accuracy and Divergence from one sampler per class.
+
+    Each sampler draws `per_class` images labelled with its class. A classifier of the real
+    classifier's shape is trained on them for `steps` steps, then both are scored on real
+    test images.
+    """
+    from . import gan_metrics as gm
+
+    real_clf, cfg, classes, _ = gm.load_classifier(classifier)
+    missing = sorted(set(range(len(classes))) - set(generators))
+    if missing:
+        raise ValueError(f"no generator for classes {[classes[k] for k in missing]}; give one per class")
+    images, labels = [], []
+    for k, path in sorted(generators.items()):
+        info = LayerModel(path).info
+        if info.image_size != cfg.image_size:
+            raise ValueError(f"{path} makes {info.image_size}px images, the classifier reads {cfg.image_size}px")
+        _, samples = gm.samples_from(path, per_class, seed + k)
+        images.append(gm.to_channels_np(samples, cfg.channels))
+        labels.append(np.full(per_class, k, np.int64))
+    generated = gm.LabelledImages(np.concatenate(images), np.concatenate(labels), classes)
+    gen_clf = gm.train_classifier(generated, cfg, steps, seed=seed, progress=progress)
+    real = gm.load_labelled(data, "test", cfg.image_size, cfg.channels, real_count, seed=1234,
+                            mnist_dir=mnist_dir, progress=progress)
+    result = {"generators": {classes[k]: str(p) for k, p in sorted(generators.items())},
+              "per_class": per_class, "classifier_steps": steps, "real_images": len(real.labels)}
+    result.update(gm.adversarial_scores(gen_clf, real_clf, real))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 

@@ -291,7 +291,8 @@ class Discriminator(nn.Module):
         for a, b in zip(widths[:-1], widths[1:]):
             blocks.append(down_block(a, b, "batch"))
         self.trunk = nn.Sequential(*blocks)
-        self.head = nn.Conv2d(widths[-1], 1, 4, 1, 0)
+        self.minibatch_std = cfg.minibatch_std
+        self.head = nn.Conv2d(widths[-1] * (2 if cfg.minibatch_std else 1), 1, 4, 1, 0)
         self.feature_channels = widths[-1]
         init_dcgan(self)
 
@@ -300,7 +301,21 @@ class Discriminator(nn.Module):
         return self.trunk(image)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.head(self.trunk(image)).flatten()
+        features = self.trunk(image)
+        if self.minibatch_std:
+            features = append_batch_spread(features)
+        return self.head(features).flatten()
+
+
+def append_batch_spread(features: torch.Tensor) -> torch.Tensor:
+    """Add, for each feature channel, its standard deviation over the batch (averaged over positions).
+
+    One spread per channel rather than the single averaged number of Karras et al.: in a
+    layered image the background's spread would hide an object drawn the same every time.
+    """
+    spread = features.float().std(dim=0, unbiased=False).mean(dim=(1, 2)).to(features.dtype)
+    extra = spread[None, :, None, None].expand(features.shape[0], -1, features.shape[2], features.shape[3])
+    return torch.cat([features, extra], dim=1)
 
 
 class Encoder(nn.Module):
