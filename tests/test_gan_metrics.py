@@ -113,7 +113,8 @@ def classifier(tmp_path_factory, mnist_dir) -> Path:
 def test_classifier_file_round_trip(classifier):
     model, cfg, classes, info = gm.load_classifier(classifier)
     assert classes == [str(d) for d in range(10)]
-    assert cfg.channels == 1 and info["steps"] == 300
+    assert cfg.channels == 1
+    assert info["steps"] == 300
     with pytest.raises(ValueError, match="not a classifier"):
         bad = classifier.parent / "other.pt"
         import torch
@@ -122,7 +123,7 @@ def test_classifier_file_round_trip(classifier):
         gm.load_classifier(bad)
 
 
-def test_evaluate_sampler_with_every_score(tmp_path, samplers, classifier, mnist_dir):
+def test_evaluate_sampler_all_scores(tmp_path, samplers, classifier, mnist_dir):
     out = tmp_path / "eval"
     result = lrgan("evaluate", "--model", str(samplers["lr"]), "-n", "200", "--classifier", str(classifier),
                    "--data", "mnist-one", "--mnist", str(mnist_dir), "--real-count", "300",
@@ -141,14 +142,14 @@ def test_evaluate_sampler_with_every_score(tmp_path, samplers, classifier, mnist
         assert (out / name).stat().st_size > 1000, name
 
 
-def test_evaluate_dcgan_sampler_has_no_mask_scores(tmp_path, samplers, classifier):
+def test_evaluate_dcgan_no_mask_scores(tmp_path, samplers, classifier):
     result = lrgan("evaluate", "--model", str(samplers["dc"]), "-n", "50", "--classifier", str(classifier), "-q")
     assert result.returncode == 0, result.stderr
     assert "contextual_is:" in result.stdout
     assert "binary_mask_share" not in result.stdout
 
 
-def test_standard_inception_score_from_a_local_file(tmp_path, samplers, mnist_dir):
+def test_inception_score_local_weights(tmp_path, samplers, mnist_dir):
     """No Inception weights can be downloaded here, so a randomly initialised torchvision
     Inception v3 is saved to disk and read back the way a user's weights file would be."""
     import torch

@@ -1,4 +1,4 @@
-"""Scores for unconditional generators: the paper's suite plus FID and two pictures.
+"""Scores for unconditional generators: those of the LR-GAN paper (Yang et al., ICLR 2017), FID and two pictures.
 
 - A classifier built from the discriminator trunk and two fully connected layers, trained
   on labelled real images. It gives the contextual Inception Score and, from its hidden
@@ -62,10 +62,10 @@ def load_labelled(data: str, split: str, image_size: int, channels: int, count: 
                   mnist_dir: str | Path | None = None, progress: bool = True) -> LabelledImages:
     """Labelled real images of one split.
 
-    `data` is "mnist-one" (the digit is the label; the training split uses training digits
-    and placement seed 0 as training does, the test split the held-out test digits) or a
-    folder with train/ and test/ subfolders in ImageFolder layout (one subfolder per class),
-    such as the CIFAR-10 JPEG tree.
+    `data` is "mnist-one" or a folder with train/ and test/ subfolders in ImageFolder layout
+    (one subfolder per class), such as the CIFAR-10 JPEG tree. For mnist-one the digit is
+    the label. Its training split uses the training digits, as training does, and its test
+    split the held-out test digits.
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be train or test, got {split!r}")
