@@ -112,3 +112,14 @@ def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
         for dx in range(-radius, radius + 1):
             out |= np.roll(np.roll(mask, dy, axis=0), dx, axis=1)
     return out
+
+
+def test_digit_filter_keeps_one_class(mnist_dir):
+    from lrgan.train.datasets import make_sources
+
+    train, valid = make_sources("mnist-one", 32, mnist_dir, seed=0, digit=7)
+    assert set(train.synth.labels.tolist()) == {7}
+    assert set(valid.synth.labels.tolist()) == {7}
+    assert 5000 < len(train) < 6000
+    with pytest.raises(ValueError, match="class folder"):
+        make_sources("/tmp", 32, mnist_dir, seed=0, digit=7)

@@ -131,3 +131,26 @@ def test_config_validation_messages():
         preset_config("svhn")
     with pytest.raises(ValueError, match="fg_channels must list 4"):
         preset_config("mnist-one", image_size=64)
+
+
+def test_minibatch_spread_sees_collapse():
+    """With the spread channels a discriminator scores one image differently in a batch of
+    copies than in a varied batch; without them the score depends on the image alone."""
+    torch.manual_seed(0)
+    images = torch.rand(8, 1, 32, 32) * 2 - 1
+    copies = images[:1].expand(8, -1, -1, -1)
+    for spread in (True, False):
+        disc = Discriminator(preset_config("mnist-one", channels=1, width=0.25, minibatch_std=spread)).eval()
+        with torch.no_grad():
+            varied, same = disc(images)[0], disc(copies)[0]
+        if spread:
+            assert abs(varied - same) > 1e-4
+        else:
+            assert varied == pytest.approx(same.item(), abs=1e-5)
+
+
+def test_minibatch_spread_widens_head_only():
+    plain = Discriminator(preset_config("mnist-one", width=0.25))
+    spread = Discriminator(preset_config("mnist-one", width=0.25, minibatch_std=True))
+    assert spread.head.in_channels == 2 * plain.head.in_channels
+    assert spread.features(torch.zeros(2, 3, 32, 32)).shape == plain.features(torch.zeros(2, 3, 32, 32)).shape
