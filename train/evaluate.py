@@ -222,7 +222,10 @@ def evaluate_sampler(model_path: str, count: int, seed: int, out: Path | None = 
     if classifier is not None:
         clf, clf_cfg, classes, _ = gm.load_classifier(classifier)
         if clf_cfg.image_size != info.image_size:
-            raise ValueError(f"classifier {classifier} works at {clf_cfg.image_size}px, the sampler at {info.image_size}px")
+            raise ValueError(
+                f"classifier {classifier} reads {clf_cfg.image_size}px images but the sampler makes "
+                f"{info.image_size}px ones; train a classifier with the sampler's preset"
+            )
         probs, feats = gm.classify(clf, gm.to_channels_np(samples, clf_cfg.channels))
         result["contextual_is"], result["contextual_is_std"] = gm.inception_score(probs)
         result["class_histogram"] = np.bincount(probs.argmax(1), minlength=len(classes)).tolist()
@@ -279,7 +282,7 @@ def evaluate_sampler(model_path: str, count: int, seed: int, out: Path | None = 
 def evaluate_adversarial(generators: dict[int, str], classifier: str | Path, data: str,
                          mnist_dir: str | Path | None, per_class: int, steps: int, real_count: int,
                          seed: int, out: Path | None = None, progress: bool = True) -> dict:
-    """Adversarial Accuracy and Divergence from one sampler per class.
+    """Compute Adversarial Accuracy and Divergence from one sampler per class.
 
     Each sampler draws `per_class` images labelled with its class. A classifier of the real
     classifier's shape is trained on them for `steps` steps, then both are scored on real
@@ -290,7 +293,7 @@ def evaluate_adversarial(generators: dict[int, str], classifier: str | Path, dat
     real_clf, cfg, classes, _ = gm.load_classifier(classifier)
     missing = sorted(set(range(len(classes))) - set(generators))
     if missing:
-        raise ValueError(f"no generator for classes {[classes[k] for k in missing]}; give one per class")
+        raise ValueError(f"no generator for classes {[classes[k] for k in missing]}; give one per class with --generator")
     images, labels = [], []
     for k, path in sorted(generators.items()):
         info = LayerModel(path).info
