@@ -331,6 +331,7 @@ def train(
     adv_weight: Annotated[float, typer.Option(help="Conditional: weight of the adversarial loss.")] = 1.0,
     warmup: Annotated[int, typer.Option(min=0, help="Conditional: reconstruction-only steps before the adversarial term.")] = 300,
     center_weight: Annotated[float, typer.Option(help="Conditional: weight of the prior that centres each mask in its own canvas, so the pose carries the position.")] = 0.0,
+    mask_binary_weight: Annotated[Optional[float], typer.Option(min=0.0, help="Weight of the prior that pushes mask values to 0 or 1 (default 0; may be changed on --resume).")] = None,
     seed: int = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints, sample grids and validation.")] = 250,
@@ -362,6 +363,8 @@ def train(
                 train_cfg.steps = steps
             if decay_from is not None:
                 train_cfg.decay_start = decay_from
+            if mask_binary_weight is not None:
+                train_cfg.mask_binary_weight = mask_binary_weight
             data_name = train_cfg.extra.get("data", data)
             mnist_dir = mnist or train_cfg.extra.get("mnist")
             lfw_path = lfw or train_cfg.extra.get("lfw")
@@ -393,6 +396,7 @@ def train(
             train_cfg = TrainConfig(
                 steps=steps or 3000, batch_size=batch_size, lr=lr, generator_lr=generator_lr, seed=seed,
                 recon_weight=recon_weight, adv_weight=adv_weight, warmup_steps=warmup, center_weight=center_weight,
+                mask_binary_weight=mask_binary_weight or 0.0,
                 adversarial=adversarial, sample_every=every, checkpoint_every=every, eval_every=every,
                 log_every=log_every, decay_start=decay_from,
                 extra={"data": data_name, "mnist": mnist_dir, "lfw": lfw_path, "reframe": reframe,

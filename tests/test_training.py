@@ -154,3 +154,29 @@ def test_batch_norm_recalibration_is_exact_average(tmp_path, mnist_test):
     trainer.recalibrate_batch_norm()
     assert torch.allclose(bn.running_mean, first)
     assert bn.momentum == 0.1  # restored after recalibration
+
+
+def test_mask_binary_loss_values():
+    from lrgan.train.loop import mask_binary_loss
+
+    assert mask_binary_loss(torch.tensor([0.0, 1.0])).item() == 0.0
+    assert mask_binary_loss(torch.tensor([0.5, 0.5])).item() == pytest.approx(0.5)
+    assert mask_binary_loss(torch.tensor([0.2, 0.9])).item() == pytest.approx(0.15)
+
+
+def test_mask_binary_prior_logged_and_sharpens(tmp_path, mnist_test):
+    """Twenty steps with a heavy prior leave fewer undecided mask values than twenty without."""
+    from lrgan.train.loop import mask_binary_loss
+
+    undecided = {}
+    for weight in (0.0, 50.0):
+        trainer = make_trainer(tmp_path / str(weight), *mnist_test, conditional=False, steps=20,
+                               mask_binary_weight=weight)
+        trainer.run(progress=False)
+        records = [json.loads(line) for line in (tmp_path / str(weight) / "log.jsonl").read_text().splitlines()]
+        assert ("loss_binary" in records[0]) is (weight > 0)
+        torch.manual_seed(0)
+        with torch.no_grad():
+            trainer.generator.train()
+            undecided[weight] = mask_binary_loss(trainer.generator(torch.randn(32, 2, 100)).mask).item()
+    assert undecided[50.0] < undecided[0.0]

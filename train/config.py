@@ -175,6 +175,9 @@ class TrainConfig:
     # Weight of a prior that keeps each object's mask centred in its own canvas, so the pose
     # head, not the appearance, has to carry the object's position (0 turns it off).
     center_weight: float = 0.0
+    # Weight of a prior that pushes every mask value towards 0 or 1: the mean of
+    # min(m, 1 - m) over the object masks (0 turns it off).
+    mask_binary_weight: float = 0.0
     sample_every: int = 250
     checkpoint_every: int = 250
     eval_every: int = 250
@@ -190,6 +193,8 @@ class TrainConfig:
     def validate(self) -> None:
         if self.adversarial not in ("cross", "recon", "none"):
             raise ValueError(f"adversarial must be 'cross', 'recon' or 'none', got {self.adversarial!r}")
+        if self.mask_binary_weight < 0:
+            raise ValueError(f"mask_binary_weight must be >= 0, got {self.mask_binary_weight}")
         for name in ("steps", "batch_size", "sample_every", "checkpoint_every", "eval_every", "log_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

@@ -205,7 +205,8 @@ class Trainer:
     def unconditional_step(self, real: torch.Tensor) -> dict[str, float]:
         cfg = self.model_cfg
         noise = torch.randn(real.shape[0], cfg.timesteps, cfg.noise_dim, device=self.device)
-        fake = self.generator(noise).composite
+        layers = self.generator(noise)
+        fake = layers.composite
 
         # Discriminator: real against generated composites.
         loss_d = self.discriminator_step(real, fake)
@@ -213,9 +214,14 @@ class Trainer:
         # Generator: make the discriminator call the composites real.
         self.opt_g.zero_grad(set_to_none=True)
         loss_g = self.generator_adversarial_loss(fake)
+        losses = {"loss_d": loss_d, "loss_g": loss_g.item()}
+        if self.cfg.mask_binary_weight > 0 and layers.mask.shape[1] > 0:
+            loss_binary = mask_binary_loss(layers.mask)
+            loss_g = loss_g + self.cfg.mask_binary_weight * loss_binary
+            losses["loss_binary"] = loss_binary.item()
         loss_g.backward()
         self.opt_g.step()
-        return {"loss_d": loss_d, "loss_g": loss_g.item()}
+        return losses
 
     def conditional_step(self, real: torch.Tensor) -> dict[str, float]:
         cfg = self.cfg
@@ -431,6 +437,11 @@ def score_unlabelled(layers: Layers, images: torch.Tensor) -> dict[str, float]:
         "usable_mask_share": float(((area >= 0.01) & (area <= 0.95)).mean()),
         "mask_area_mean": float(area.mean()),
     }
+
+
+def mask_binary_loss(mask: torch.Tensor) -> torch.Tensor:
+    """Return the mean distance of mask values from the nearer of 0 and 1."""
+    return torch.minimum(mask, 1 - mask).float().mean()
 
 
 def mask_center_offset(mask: torch.Tensor) -> torch.Tensor:
