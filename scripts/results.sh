@@ -27,10 +27,10 @@ if [[ $stage == train || $stage == all ]]; then
     lrgan train "${m1[@]}" --out d3 --timesteps 1 --steps 4000 --every 500
     lrgan train "${m1[@]}" --out m1_nopose --no-pose --steps 4000 --every 500
     lrgan train "${m1[@]}" --out m1_nomask --no-mask --steps 4000 --every 500
-    lrgan train "${c10[@]}" --out c_lr --steps 4000 --every 500
-    lrgan train "${c10[@]}" --out c_dc --timesteps 1 --steps 4000 --every 500
-    lrgan train "${c10[@]}" --out c_nopose --no-pose --steps 4000 --every 500
-    lrgan train "${c10[@]}" --out c_nomask --no-mask --steps 4000 --every 500
+    lrgan train "${c10[@]}" --out c_lr --steps 2500 --every 500
+    lrgan train "${c10[@]}" --out c_dc --timesteps 1 --steps 2500 --every 500
+    lrgan train "${c10[@]}" --out c_nopose --no-pose --steps 2500 --every 500
+    lrgan train "${c10[@]}" --out c_nomask --no-mask --steps 2500 --every 500
     # One short run per digit class for Adversarial Accuracy and Divergence.
     for d in 0 1 2 3 4 5 6 7 8 9; do
         lrgan train "${m1[@]}" --out "cls/lr_$d" --digit "$d" --steps 600 --every 600

@@ -206,8 +206,11 @@ def evaluate_sampler(model_path: str, count: int, seed: int, out: Path | None = 
         masks = outputs["mask"][:, :, 0]                       # N x K x H x W
         binary = nearly_binary(masks.reshape(-1, *masks.shape[2:]))
         poses = outputs["pose"].reshape(-1, 6)                  # a11 a12 tx a21 a22 ty
+        placed = outputs["warped_mask"][:, :, 0]
         result.update({
             "binary_mask_share": float(binary.mean()),
+            # The same test on the mask as placed on the image, whose soft edges come partly from the warp.
+            "binary_warped_mask_share": float(nearly_binary(placed.reshape(-1, *placed.shape[2:])).mean()),
             "mask_area_mean": float((masks > 0.5).mean()),
             "pose_mean": [float(v) for v in poses.mean(axis=0)],
             "pose_std": [float(v) for v in poses.std(axis=0)],
