@@ -63,8 +63,11 @@ def fail_usage(message: str) -> None:
     raise typer.Exit(EXIT_USAGE)
 
 
-def open_model(name_or_path: str, kind: str):
-    """Load a model of `kind` (decomposer, sampler or any), or end with a usage error naming the problem."""
+def open_model(name_or_path: str, kind: str, option: str | None = None):
+    """Load a model of `kind` (decomposer, sampler or any), or end with a usage error naming the problem.
+
+    `option` names the command-line option the model came from, for the message.
+    """
     from ..decompose.model import LayerModel
 
     try:
@@ -72,8 +75,28 @@ def open_model(name_or_path: str, kind: str):
         if kind != "any":
             model.require(kind)
     except ModelError as exc:
-        fail_usage(str(exc))
+        fail_usage(f"{option} {name_or_path!r}: {exc}" if option else str(exc))
     return model
+
+
+EVAL_MARKER = ".lrgan-eval"
+
+
+def claim_eval_folder(out: Path | None, command: str) -> None:
+    """End with a usage error unless `out` is missing, empty, or an earlier evaluation's folder."""
+    from ..decompose.sampling import check_output_folder
+
+    if out is None:
+        return
+    try:
+        check_output_folder(out, EVAL_MARKER, command)
+    except FileExistsError as exc:
+        fail_usage(str(exc))
+
+
+def mark_eval_folder(out: Path | None, command: str) -> None:
+    if out is not None and out.is_dir():
+        (out / EVAL_MARKER).write_text(f"written by {command}\n")
 
 
 def need_torch(command: str) -> None:
@@ -456,7 +479,8 @@ def evaluate(
     inception: Annotated[Optional[Path], typer.Option(help="Sampler: local Inception v3 weights (torchvision state dict) for the standard Inception Score and FID.")] = None,
     compare: Annotated[Optional[str], typer.Option(help="Sampler: a second sampler to pair with by Hungarian matching.")] = None,
     real_count: Annotated[int, typer.Option(min=10, help="Sampler: real test images for FID and 1-NN (four times as many training images for 1-NN).")] = 5000,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for metrics.json and plots.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for metrics.json and plots (new, empty, or an earlier evaluation's).")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for PyTorch and onnxruntime.")] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Score a model.
@@ -468,13 +492,15 @@ def evaluate(
     """
     setup_logging(quiet)
     need_torch("evaluate")
+    claim_eval_folder(out, "lrgan evaluate")
+    set_threads(threads)
     from ..train.evaluate import evaluate_sampler, evaluate_synthetic
 
     try:
         if open_model(model, "any").info.kind == "sampler":
             compare_path = None
             if compare is not None:
-                compare_path = open_model(compare, "sampler").path
+                compare_path = open_model(compare, "sampler", "--compare").path
             result = evaluate_sampler(
                 open_model(model, "sampler").path, count, seed, out, classifier=classifier, data=data,
                 mnist_dir=mnist, real_count=real_count, discriminator=discriminator, inception=inception,
@@ -483,10 +509,26 @@ def evaluate(
         else:
             if mnist is None:
                 fail_usage("--mnist DIR is required: the folder with the MNIST IDX files")
+            if classifier or discriminator or inception or compare:
+                fail_usage("--classifier, --discriminator, --inception and --compare score samplers; "
+                           f"{model} is a decomposer")
             result = evaluate_synthetic(model, data or "mnist-one", mnist, split, count, seed, out, progress=not quiet)
     except (ModelError, FileNotFoundError, ValueError) as exc:
         fail_usage(str(exc))
+    mark_eval_folder(out, "lrgan evaluate")
     print_result(result)
+
+
+def set_threads(threads: int | None) -> None:
+    """Limit PyTorch and onnxruntime (through LRGAN_THREADS) to `threads` CPU threads."""
+    import os
+
+    if threads is None:
+        return
+    os.environ["LRGAN_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def print_result(result: dict) -> None:
@@ -501,7 +543,7 @@ def train_classifier_command(
     mnist: MnistOption = None,
     preset: Annotated[str, typer.Option(help="Preset whose discriminator trunk the classifier uses.")] = "mnist-one",
     channels: Annotated[Optional[int], typer.Option(help="Image channels: 1 or 3 (default: the preset's).")] = None,
-    width: Annotated[float, typer.Option(help="Width multiplier of the trunk.")] = 0.5,
+    width: Annotated[float, typer.Option(min=0.01, help="Width multiplier of the trunk.")] = 0.5,
     steps: Annotated[int, typer.Option(min=1, help="Adam steps, batch 128.")] = 2000,
     count: Annotated[int, typer.Option("--count", "-n", min=100, help="Training images to load.")] = 20000,
     seed: int = 0,
@@ -510,16 +552,18 @@ def train_classifier_command(
 ) -> None:
     """Train the evaluation classifier (discriminator trunk + two fully connected layers) on real images."""
     need_torch("train-classifier")
-    import torch
-
     from ..train import gan_metrics as gm
     from ..train.config import preset_config
 
     setup_logging(quiet)
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     if out.exists() and not out.is_file():
         fail_usage(f"--out {out} is a folder; give the path of the .pt file to write")
+    if out.exists():
+        try:
+            gm.load_classifier(out)
+        except ValueError:
+            fail_usage(f"--out {out} exists and is not a classifier lrgan wrote; choose another path")
     try:
         overrides = {"width": width}
         if channels is not None:
@@ -553,7 +597,8 @@ def evaluate_adversarial_command(
     steps: Annotated[int, typer.Option(min=1, help="Steps of the classifier trained on the samples.")] = 2000,
     real_count: Annotated[int, typer.Option(min=10, help="Real test images to score on.")] = 5000,
     seed: int = 0,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for metrics.json.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for metrics.json (new, empty, or an earlier evaluation's).")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for PyTorch and onnxruntime.")] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Adversarial Accuracy and Adversarial Divergence from one generator per class."""
@@ -561,22 +606,22 @@ def evaluate_adversarial_command(
     from ..train.evaluate import evaluate_adversarial
 
     setup_logging(quiet)
+    claim_eval_folder(out, "lrgan evaluate-adversarial")
+    set_threads(threads)
     generators: dict[int, str] = {}
     for item in generator:
         key, sep, path = item.partition("=")
         if not sep or not key.strip().isdigit():
             fail_usage(f"--generator {item!r}: write CLASS=SAMPLER, for example 3=runs/digit-3.onnx")
         if int(key) in generators:
-            fail_usage(f"--generator gives class {key} twice")
-        try:
-            generators[int(key)] = open_model(path, "sampler").path
-        except (ModelError, FileNotFoundError, ValueError) as exc:
-            fail_usage(f"--generator {item!r}: {exc}")
+            fail_usage(f"--generator gives class {int(key)} twice; give one sampler per class")
+        generators[int(key)] = open_model(path, "sampler", "--generator").path
     try:
         result = evaluate_adversarial(generators, classifier, data, mnist, per_class, steps, real_count, seed,
                                       out, progress=not quiet)
     except (ModelError, FileNotFoundError, ValueError) as exc:
         fail_usage(str(exc))
+    mark_eval_folder(out, "lrgan evaluate-adversarial")
     print_result(result)
 
 

@@ -80,7 +80,7 @@ class LayerModel:
             self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=pick_providers())
         except Exception as exc:  # onnxruntime raises its own exception types for unreadable models
             raise ModelError(
-                f"{self.path}: not a loadable ONNX model: {exc}. Give a file written by `lrgan export`"
+                f"{self.path}: not a loadable ONNX model ({str(exc).rstrip('. ')}); give a file written by `lrgan export`"
             ) from exc
         self.info = self._read_info()
         self.input_name = self.session.get_inputs()[0].name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +109,7 @@ def sample_to_folder(model: LayerModel, count: int, out: Path, seed: int = 0, wa
     Raises FileExistsError when OUT contains files that an earlier `lrgan sample` did not write.
     """
     check_sample_folder(out)
+    remove_earlier_samples(out)
     noise = make_noise(model, count, seed, walk)
     outputs = run_sampler(model, noise)
     width = max(4, len(str(count - 1)))
@@ -125,6 +127,26 @@ SAMPLE_MARKER = ".lrgan-samples"
 
 def check_sample_folder(out: Path) -> None:
     """Accept a missing or empty folder, or one an earlier `lrgan sample` wrote (it has the marker)."""
-    if not out.exists() or not any(out.iterdir()) or (out / SAMPLE_MARKER).is_file():
+    check_output_folder(out, SAMPLE_MARKER, "lrgan sample")
+
+
+def check_output_folder(out: Path, marker: str, command: str) -> None:
+    """Accept a missing or empty folder, or one that `command` wrote before (it contains `marker`).
+
+    Raises FileExistsError otherwise, so a command never replaces files it did not write.
+    """
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file; give a folder")
+    if not out.exists() or not any(out.iterdir()) or (out / marker).is_file():
         return
-    raise FileExistsError(f"--out {out} already contains files that lrgan sample did not write; choose another folder")
+    raise FileExistsError(f"--out {out} already contains files that {command} did not write; choose another folder")
+
+
+def remove_earlier_samples(out: Path) -> None:
+    """Delete the sample folders and grid of an earlier `lrgan sample` run in `out`, so none outlive this run."""
+    if not (out / SAMPLE_MARKER).is_file():
+        return
+    for folder in out.glob("sample_*"):
+        if folder.is_dir() and folder.name[len("sample_"):].isdigit():
+            shutil.rmtree(folder)
+    (out / "grid.png").unlink(missing_ok=True)

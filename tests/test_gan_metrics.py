@@ -200,3 +200,40 @@ def test_evaluate_adversarial_needs_every_class(samplers, classifier, mnist_dir)
                    "--mnist", str(mnist_dir))
     assert result.returncode == 2
     assert "one per class" in result.stderr
+
+
+def test_adversarial_class_out_of_range(samplers, classifier, mnist_dir):
+    args = [item for k in range(10) for item in ("--generator", f"{k}={samplers['lr']}")]
+    result = lrgan("evaluate-adversarial", *args, "--generator", f"12={samplers['lr']}",
+                   "--classifier", str(classifier), "--mnist", str(mnist_dir))
+    assert result.returncode == 2
+    assert "12 out of range" in result.stderr
+
+
+def test_evaluate_never_replaces_user_files(tmp_path, samplers, classifier, mnist_dir):
+    own = tmp_path / "mine"
+    own.mkdir()
+    (own / "metrics.json").write_text("my numbers")
+    note = tmp_path / "note.txt"
+    note.write_text("my note")
+    for out in (own, note):
+        result = lrgan("evaluate", "--model", str(samplers["lr"]), "-n", "10", "--out", str(out))
+        assert result.returncode == 2
+        assert str(out) in result.stderr
+    result = lrgan("train-classifier", "--out", str(note), "--mnist", str(mnist_dir), "--steps", "1", "--count", "100")
+    assert result.returncode == 2
+    assert "not a classifier" in result.stderr
+    assert (own / "metrics.json").read_text() == "my numbers"
+    assert note.read_text() == "my note"
+    # An earlier evaluation's folder may be written again.
+    done = tmp_path / "done"
+    for _ in range(2):
+        assert lrgan("evaluate", "--model", str(samplers["lr"]), "-n", "10", "--out", str(done), "-q").returncode == 0
+
+
+@pytest.mark.parametrize("option", ["--classifier", "--discriminator", "--inception"])
+def test_evaluate_folder_given_as_file(tmp_path, samplers, mnist_dir, option):
+    result = lrgan("evaluate", "--model", str(samplers["lr"]), "-n", "10", option, str(tmp_path),
+                   "--data", "mnist-one", "--mnist", str(mnist_dir), "--real-count", "10")
+    assert result.returncode == 2
+    assert "is a folder" in result.stderr

@@ -98,3 +98,10 @@ def test_sample_never_replaces_user_files(tmp_path, tiny_sampler):
     again = tmp_path / "again"
     for _ in range(2):
         assert sample_cli("--model", str(tiny_sampler), "--n", "2", "--out", str(again)).returncode == 0
+
+
+def test_sample_rerun_replaces_earlier_samples(tmp_path, tiny_sampler):
+    out = tmp_path / "samples"
+    assert sample_cli("--model", str(tiny_sampler), "--n", "5", "--out", str(out)).returncode == 0
+    assert sample_cli("--model", str(tiny_sampler), "--n", "2", "--out", str(out)).returncode == 0
+    assert sorted(p.name for p in out.glob("sample_*")) == ["sample_0000", "sample_0001"]

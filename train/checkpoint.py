@@ -32,15 +32,25 @@ def save_atomic(state: dict[str, Any], path: str | Path) -> None:
         os.close(dir_fd)
 
 
+def describe_load_error(exc: Exception) -> str:
+    """Return a plain reason for a failed torch.load: torch's own text can be a bare code like '(101)'."""
+    text = str(exc)
+    if "zip archive" in text or "central directory" in text or text.strip("() ").isdigit():
+        return "not a PyTorch file"
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint written by this project, tensors and plain Python values only."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"checkpoint {path} is a folder; give the last.pt or best.pt file inside it")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for a damaged or foreign file
-        raise ValueError(f"{path}: not a readable lrgan checkpoint ({exc})") from exc
+        raise ValueError(f"{path}: not a readable lrgan checkpoint ({describe_load_error(exc)})") from exc
     if not isinstance(state, dict) or "model_config" not in state or "generator" not in state:
         raise ValueError(f"{path}: not an lrgan checkpoint (model_config or generator missing)")
     return state

@@ -294,9 +294,17 @@ def evaluate_adversarial(generators: dict[int, str], classifier: str | Path, dat
     from . import gan_metrics as gm
 
     real_clf, cfg, classes, _ = gm.load_classifier(classifier)
+    unknown = sorted(set(generators) - set(range(len(classes))))
+    if unknown:
+        raise ValueError(
+            f"class index {', '.join(map(str, unknown))} out of range: the classifier has {len(classes)} "
+            f"classes, 0 to {len(classes) - 1}"
+        )
     missing = sorted(set(range(len(classes))) - set(generators))
     if missing:
-        raise ValueError(f"no generator for classes {[classes[k] for k in missing]}; give one per class with --generator")
+        raise ValueError(
+            f"no generator for classes {', '.join(classes[k] for k in missing)}; give one per class with --generator"
+        )
     images, labels = [], []
     for k, path in sorted(generators.items()):
         info = LayerModel(path).info

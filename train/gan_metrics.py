@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .checkpoint import load_checkpoint, save_atomic
+from .checkpoint import describe_load_error, load_checkpoint, save_atomic
 from .config import ModelConfig
 from .data import SyntheticMnist, load_mnist
 from .datasets import IMAGE_SUFFIXES, FolderSource
@@ -80,6 +80,10 @@ def load_labelled(data: str, split: str, image_size: int, channels: int, count: 
         images = np.concatenate([synth.batch(range(s, min(count, s + 1000))) for s in range(0, count, 1000)])
         targets = np.array([synth[i].labels[0] for i in range(count)], np.int64)
         return LabelledImages(to_channels_np(images, channels), targets, [str(d) for d in range(10)])
+    if not Path(data).is_dir():
+        raise FileNotFoundError(
+            f"--data {data} not found; give mnist-one or a folder with train/ and test/ class folders"
+        )
     root = Path(data) / split
     if not root.is_dir():
         raise ValueError(
@@ -165,12 +169,14 @@ def save_classifier(path: str | Path, model: Classifier, cfg: ModelConfig, class
 
 def load_classifier(path: str | Path) -> tuple[Classifier, ModelConfig, list[str], dict]:
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"classifier {path} is a folder; give the .pt file that `lrgan train-classifier` wrote")
     if not path.is_file():
-        raise FileNotFoundError(f"classifier not found: {path}")
+        raise FileNotFoundError(f"classifier not found: {path}; train one with `lrgan train-classifier --out {path}`")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for a damaged or foreign file
-        raise ValueError(f"{path}: not a readable classifier file ({exc})") from exc
+        raise ValueError(f"{path}: not a classifier written by `lrgan train-classifier` ({describe_load_error(exc)})") from exc
     if not isinstance(state, dict) or state.get("kind") != CLASSIFIER_KIND:
         raise ValueError(f"{path}: not a classifier written by `lrgan train-classifier`")
     cfg = ModelConfig.from_dict(state["model_config"])
@@ -294,12 +300,17 @@ class LocalInception:
         from torchvision.models import inception_v3
 
         path = Path(path)
+        if path.is_dir():
+            raise ValueError(f"Inception weights {path} is a folder; give the .pth state-dict file")
         if not path.is_file():
             raise FileNotFoundError(f"Inception weights not found: {path}")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises several types for a damaged or foreign file
-            raise ValueError(f"{path}: not a readable weights file ({exc})") from exc
+            raise ValueError(
+                f"{path}: not a readable weights file ({describe_load_error(exc)}); give a state dict of "
+                "torchvision's inception_v3"
+            ) from exc
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
         if not isinstance(state, dict) or "fc.weight" not in state:
