@@ -40,17 +40,28 @@ def describe_load_error(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by this project, tensors and plain Python values only."""
+def load_torch_file(path: str | Path, what: str, expected: str, missing_hint: str = "",
+                    map_location: str | torch.device = "cpu") -> Any:
+    """Load tensors and plain Python values from `path` with torch.load(weights_only=True).
+
+    `what` names the file in messages ("checkpoint"), `expected` says what to give instead
+    of a folder or a foreign file, and `missing_hint` what to do when the file is missing.
+    """
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"checkpoint {path} is a folder; give the last.pt or best.pt file inside it")
+        raise ValueError(f"{what} {path} is a folder; give {expected}")
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise FileNotFoundError(f"{what} not found: {path}{missing_hint}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for a damaged or foreign file
-        raise ValueError(f"{path}: not a readable lrgan checkpoint ({describe_load_error(exc)})") from exc
+        raise ValueError(f"{path}: not a readable {what} ({describe_load_error(exc)}); give {expected}") from exc
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by this project, tensors and plain Python values only."""
+    state = load_torch_file(path, "checkpoint", "the last.pt or best.pt file that `lrgan train` wrote",
+                            map_location=map_location)
     if not isinstance(state, dict) or "model_config" not in state or "generator" not in state:
         raise ValueError(f"{path}: not an lrgan checkpoint (model_config or generator missing)")
     return state

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .checkpoint import describe_load_error, load_checkpoint, save_atomic
+from .checkpoint import load_checkpoint, load_torch_file, save_atomic
 from .config import ModelConfig
 from .data import SyntheticMnist, load_mnist
 from .datasets import IMAGE_SUFFIXES, FolderSource
@@ -168,15 +168,9 @@ def save_classifier(path: str | Path, model: Classifier, cfg: ModelConfig, class
 
 
 def load_classifier(path: str | Path) -> tuple[Classifier, ModelConfig, list[str], dict]:
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"classifier {path} is a folder; give the .pt file that `lrgan train-classifier` wrote")
-    if not path.is_file():
-        raise FileNotFoundError(f"classifier not found: {path}; train one with `lrgan train-classifier --out {path}`")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for a damaged or foreign file
-        raise ValueError(f"{path}: not a classifier written by `lrgan train-classifier` ({describe_load_error(exc)})") from exc
+    expected = "the .pt file that `lrgan train-classifier` wrote"
+    state = load_torch_file(path, "classifier", expected,
+                            f"; train one with `lrgan train-classifier --out {path}`")
     if not isinstance(state, dict) or state.get("kind") != CLASSIFIER_KIND:
         raise ValueError(f"{path}: not a classifier written by `lrgan train-classifier`")
     cfg = ModelConfig.from_dict(state["model_config"])
@@ -299,18 +293,7 @@ class LocalInception:
     def __init__(self, path: str | Path):
         from torchvision.models import inception_v3
 
-        path = Path(path)
-        if path.is_dir():
-            raise ValueError(f"Inception weights {path} is a folder; give the .pth state-dict file")
-        if not path.is_file():
-            raise FileNotFoundError(f"Inception weights not found: {path}")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises several types for a damaged or foreign file
-            raise ValueError(
-                f"{path}: not a readable weights file ({describe_load_error(exc)}); give a state dict of "
-                "torchvision's inception_v3"
-            ) from exc
+        state = load_torch_file(path, "Inception weights file", "a state dict of torchvision's inception_v3")
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
         if not isinstance(state, dict) or "fc.weight" not in state:
