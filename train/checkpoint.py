@@ -60,7 +60,7 @@ def load_torch_file(path: str | Path, what: str, expected: str, missing_hint: st
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint written by this project, tensors and plain Python values only."""
-    state = load_torch_file(path, "checkpoint", "the last.pt or best.pt file that `lrgan train` wrote",
+    state = load_torch_file(path, "lrgan checkpoint", "the last.pt or best.pt file that `lrgan train` wrote",
                             map_location=map_location)
     if not isinstance(state, dict) or "model_config" not in state or "generator" not in state:
         raise ValueError(f"{path}: not an lrgan checkpoint (model_config or generator missing)")
