@@ -348,6 +348,8 @@ def train(
     pose_bounds: Annotated[str, typer.Option(help="smooth (sigmoid/tanh ranges) or clamp (published hard clamps).")] = "smooth",
     no_pose: Annotated[bool, typer.Option("--no-pose", help="Ablation: identity warp.")] = False,
     no_mask: Annotated[bool, typer.Option("--no-mask", help="Ablation: paste the foreground whole.")] = False,
+    d_norm: Annotated[str, typer.Option(help="Discriminator normalisation: batch (as published) or spectral.")] = "batch",
+    gan_loss: Annotated[str, typer.Option(help="Adversarial loss: bce (as published) or hinge.")] = "bce",
     minibatch_std: Annotated[bool, typer.Option("--minibatch-std/--no-minibatch-std", help="Give the discriminator the spread of its features over the batch, against mode collapse.")] = False,
     adversarial: Annotated[str, typer.Option(help="Conditional: cross (objects on another image's background), recon (as published) or none.")] = "cross",
     recon_weight: Annotated[float, typer.Option(help="Conditional: weight of the L1 reconstruction loss.")] = 10.0,
@@ -401,7 +403,7 @@ def train(
             overrides = dict(
                 conditional=conditional, width=width, norm=norm, encoder_norm=encoder_norm,
                 pose_bounds=pose_bounds, use_pose=not no_pose, use_mask=not no_mask,
-                minibatch_std=minibatch_std,
+                minibatch_std=minibatch_std, d_norm=d_norm,
             )
             if timesteps is not None:
                 overrides["timesteps"] = timesteps
@@ -419,7 +421,7 @@ def train(
             train_cfg = TrainConfig(
                 steps=steps or 3000, batch_size=batch_size, lr=lr, generator_lr=generator_lr, seed=seed,
                 recon_weight=recon_weight, adv_weight=adv_weight, warmup_steps=warmup, center_weight=center_weight,
-                mask_binary_weight=mask_binary_weight or 0.0,
+                mask_binary_weight=mask_binary_weight or 0.0, gan_loss=gan_loss,
                 adversarial=adversarial, sample_every=every, checkpoint_every=every, eval_every=every,
                 log_every=log_every, decay_start=decay_from,
                 extra={"data": data_name, "mnist": mnist_dir, "lfw": lfw_path, "reframe": reframe,

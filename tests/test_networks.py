@@ -154,3 +154,18 @@ def test_minibatch_spread_widens_head_only():
     spread = Discriminator(preset_config("mnist-one", width=0.25, minibatch_std=True))
     assert spread.head.in_channels == 2 * plain.head.in_channels
     assert spread.features(torch.zeros(2, 3, 32, 32)).shape == plain.features(torch.zeros(2, 3, 32, 32)).shape
+
+
+def test_spectral_discriminator_has_unit_norm_layers():
+    disc = Discriminator(preset_config("mnist-one", width=0.25, d_norm="spectral"))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in disc.modules())
+    convs = [m for m in disc.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs
+    disc.train()
+    for _ in range(20):  # power iterations converge on the largest singular value
+        disc(torch.randn(4, 3, 32, 32))
+    for conv in convs:
+        largest = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2).item()
+        assert largest == pytest.approx(1.0, abs=0.05)
+    with pytest.raises(ValueError, match="d_norm"):
+        preset_config("mnist-one", d_norm="layer")

@@ -180,3 +180,15 @@ def test_mask_binary_prior_logged_and_sharpens(tmp_path, mnist_test):
             trainer.generator.train()
             undecided[weight] = mask_binary_loss(trainer.generator(torch.randn(32, 2, 100)).mask).item()
     assert undecided[50.0] < undecided[0.0]
+
+
+def test_hinge_loss_trains_both_modes(tmp_path, mnist_test):
+    for conditional in (True, False):
+        folder = tmp_path / str(conditional)
+        trainer = make_trainer(folder, *mnist_test, conditional=conditional, steps=4, gan_loss="hinge")
+        trainer.run(progress=False)
+        records = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
+        assert all(np.isfinite(r["loss_d"]) for r in records if "loss_d" in r)
+        assert any("loss_d" in r for r in records)
+    with pytest.raises(ValueError, match="gan_loss"):
+        TrainConfig(gan_loss="wasserstein").validate()

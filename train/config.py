@@ -40,6 +40,9 @@ class ModelConfig:
     # sees how much each of its features varies over the batch, so a generator that draws one
     # shape for every noise is easy to reject. Off in the published model.
     minibatch_std: bool = False
+    # Discriminator normalisation: "batch" (DCGAN, as published) or "spectral" (spectral norm
+    # on every convolution, no batch norm), which bounds how sharply the discriminator can change.
+    d_norm: str = "batch"
 
     def __post_init__(self) -> None:
         self.fg_channels = tuple(self.fg_channels)
@@ -62,6 +65,8 @@ class ModelConfig:
             raise ValueError(f"timesteps must be >= 1, got {self.timesteps}")
         if self.pose_bounds not in ("smooth", "clamp"):
             raise ValueError(f"pose_bounds must be 'smooth' or 'clamp', got {self.pose_bounds!r}")
+        if self.d_norm not in ("batch", "spectral"):
+            raise ValueError(f"d_norm must be 'batch' or 'spectral', got {self.d_norm!r}")
         for name in ("norm", "encoder_norm"):
             if getattr(self, name) not in ("batch", "group"):
                 raise ValueError(f"{name} must be 'batch' or 'group', got {getattr(self, name)!r}")
@@ -178,6 +183,8 @@ class TrainConfig:
     # Weight of a prior that pushes every mask value towards 0 or 1: the mean of
     # min(m, 1 - m) over the object masks (0 turns it off).
     mask_binary_weight: float = 0.0
+    # Adversarial loss: "bce" (the published non-saturating cross-entropy) or "hinge".
+    gan_loss: str = "bce"
     sample_every: int = 250
     checkpoint_every: int = 250
     eval_every: int = 250
@@ -193,6 +200,8 @@ class TrainConfig:
     def validate(self) -> None:
         if self.adversarial not in ("cross", "recon", "none"):
             raise ValueError(f"adversarial must be 'cross', 'recon' or 'none', got {self.adversarial!r}")
+        if self.gan_loss not in ("bce", "hinge"):
+            raise ValueError(f"gan_loss must be 'bce' or 'hinge', got {self.gan_loss!r}")
         if self.mask_binary_weight < 0:
             raise ValueError(f"mask_binary_weight must be >= 0, got {self.mask_binary_weight}")
         for name in ("steps", "batch_size", "sample_every", "checkpoint_every", "eval_every", "log_every"):

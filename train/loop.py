@@ -186,14 +186,19 @@ class Trainer:
         self.opt_d.zero_grad(set_to_none=True)
         logits_real = self.discriminator(real)
         logits_fake = self.discriminator(fake.detach())
-        loss = F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real)) + \
-            F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake))
+        if self.cfg.gan_loss == "hinge":
+            loss = F.relu(1 - logits_real).mean() + F.relu(1 + logits_fake).mean()
+        else:
+            loss = F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real)) + \
+                F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake))
         loss.backward()
         self.opt_d.step()
         return loss.item()
 
     def generator_adversarial_loss(self, fake: torch.Tensor) -> torch.Tensor:
         logits = self.discriminator(fake)
+        if self.cfg.gan_loss == "hinge":
+            return -logits.mean()
         return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
 
     def train_step(self, real: torch.Tensor) -> dict[str, float]:

@@ -287,14 +287,19 @@ class Discriminator(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         widths = cfg.scaled(cfg.d_channels)
+        inner_norm = "batch" if cfg.d_norm == "batch" else None
         blocks = [down_block(cfg.channels, widths[0], None)]
         for a, b in zip(widths[:-1], widths[1:]):
-            blocks.append(down_block(a, b, "batch"))
+            blocks.append(down_block(a, b, inner_norm))
         self.trunk = nn.Sequential(*blocks)
         self.minibatch_std = cfg.minibatch_std
         self.head = nn.Conv2d(widths[-1] * (2 if cfg.minibatch_std else 1), 1, 4, 1, 0)
         self.feature_channels = widths[-1]
         init_dcgan(self)
+        if cfg.d_norm == "spectral":
+            for module in list(self.modules()):
+                if isinstance(module, nn.Conv2d):
+                    nn.utils.parametrizations.spectral_norm(module)
 
     def features(self, image: torch.Tensor) -> torch.Tensor:
         """Trunk features B x F x 4 x 4, for metrics built on the discriminator."""
