@@ -134,8 +134,10 @@ def test_config_validation_messages():
 
 
 def test_minibatch_spread_sees_collapse():
-    """With the spread channels a discriminator scores one image differently in a batch of
-    copies than in a varied batch; without them the score depends on the image alone."""
+    """With the spread channels, one image scores differently among copies than in a varied batch.
+
+    Without them the score depends on the image alone.
+    """
     torch.manual_seed(0)
     images = torch.rand(8, 1, 32, 32) * 2 - 1
     copies = images[:1].expand(8, -1, -1, -1)
