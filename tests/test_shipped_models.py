@@ -58,7 +58,7 @@ def test_mnist_one_quality_on_held_out_digits(mnist_dir):
 
 def test_mnist_one_sampler_masks():
     """The shipped sampler's object masks: measured 0.49 nearly binary in their own canvas and
-    0.86 once placed (5,000 samples); these bounds catch a regression, not the 0.90 goal."""
+    0.87 once placed (5,000 samples); these bounds catch a regression, not the 0.90 goal."""
     from lrgan.train.evaluate import evaluate_sampler
 
     result = evaluate_sampler("mnist-one-sampler", 1000, seed=7, progress=False)
