@@ -450,6 +450,7 @@ def export(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by `lrgan train` (best.pt or last.pt).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The .onnx file to write.")],
     name: Annotated[Optional[str], typer.Option(help="Model name stored in the metadata (default: the file's stem).")] = None,
+    mask_sharpness: Annotated[Optional[float], typer.Option(min=0.01, help="Multiply the mask logits by this before the sigmoid: above 1 hardens soft mask edges (default: the checkpoint's, normally 1).")] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Export a checkpoint's generator to ONNX (decomposer or sampler) and check it against PyTorch."""
@@ -460,7 +461,7 @@ def export(
     if out.suffix != ".onnx":
         fail_usage(f"--out must end in .onnx, got {out}")
     try:
-        path = export_checkpoint(checkpoint, out, name)
+        path = export_checkpoint(checkpoint, out, name, mask_sharpness)
     except (FileNotFoundError, ValueError) as exc:
         fail_usage(str(exc))
     log.info("wrote %s", path)

@@ -139,10 +139,17 @@ def parity_check(wrapper: LayerGraph, path: str | Path, inputs: torch.Tensor) ->
     return max(float(np.max(np.abs(a - b.numpy()), initial=0.0)) for a, b in zip(ort_outputs, torch_outputs))
 
 
-def export_checkpoint(checkpoint: str | Path, out: str | Path, name: str | None = None) -> Path:
-    """Export the generator stored in an lrgan checkpoint."""
+def export_checkpoint(checkpoint: str | Path, out: str | Path, name: str | None = None,
+                      mask_sharpness: float | None = None) -> Path:
+    """Export the generator stored in an lrgan checkpoint.
+
+    `mask_sharpness` replaces the multiplier on the mask logits; the metadata records it.
+    """
     state = load_checkpoint(checkpoint)
-    cfg = ModelConfig.from_dict(state["model_config"])
+    model_config = dict(state["model_config"])
+    if mask_sharpness is not None:
+        model_config["mask_sharpness"] = mask_sharpness
+    cfg = ModelConfig.from_dict(model_config)
     generator = build_generator(cfg)
     generator.load_state_dict(state["generator"])
     extra = {"train_steps": str(state["step"]), "source_checkpoint": Path(checkpoint).name}

@@ -56,9 +56,11 @@ if [[ $stage == evaluate || $stage == all ]]; then
     for run in "${exports[@]}"; do
         lrgan export "$run/last.pt" --out "$run.onnx" -q
     done
-    for run in u3 d3 m1_nopose m1_nomask; do
+    # The shipped sampler: the LR-GAN run with its mask logits multiplied by 3.
+    lrgan export u3/last.pt --out u3s3.onnx --mask-sharpness 3 -q
+    for run in u3 u3s3 d3 m1_nopose m1_nomask; do
         lrgan evaluate --model "$run.onnx" -n 5000 --seed 1 --classifier eval/clf-m1.pt \
-            --data mnist-one --mnist "$mnist" --discriminator "$run/last.pt" --compare d3.onnx \
+            --data mnist-one --mnist "$mnist" --discriminator "${run%s3}/last.pt" --compare d3.onnx \
             --out "eval/$run" -q
     done
     if [[ $cifar != - ]]; then

@@ -18,8 +18,8 @@ PAPER = {
                 "dc": (6.64, 5.69, 37.81, 7.58, 56.05)},
 }
 RUNS = {
-    "mnist-one": [("LR-GAN", "u3", "lr"), ("DCGAN", "d3", "dc"), ("no pose", "m1_nopose", None),
-                  ("no mask", "m1_nomask", None)],
+    "mnist-one": [("LR-GAN", "u3", "lr"), ("LR-GAN, mask sharpness 3 (shipped)", "u3s3", None),
+                  ("DCGAN", "d3", "dc"), ("no pose", "m1_nopose", None), ("no mask", "m1_nomask", None)],
     "cifar10": [("LR-GAN", "c_lr", "lr"), ("DCGAN", "c_dc", "dc"), ("no pose", "c_nopose", None),
                 ("no mask", "c_nomask", None)],
 }

@@ -103,3 +103,25 @@ def test_layer_model_rejects_mismatched_metadata(tmp_path, tiny_decomposer):
     onnx.save(model, str(path))
     with pytest.raises(ModelError, match="does not match its metadata"):
         LayerModel(str(path))
+
+
+def test_export_mask_sharpness(tmp_path):
+    """Sharpness 3 multiplies the mask logits by 3: same 0.5 boundary, harder edges, recorded in metadata."""
+    import json
+
+    from lrgan.export.onnx_export import export_checkpoint
+    from lrgan.train.checkpoint import save_atomic
+
+    cfg = preset_config("mnist-one", channels=1, **tiny_overrides(norm="batch"))
+    generator = Generator(cfg)
+    perturb(generator)
+    save_atomic({"model_config": cfg.to_dict(), "generator": generator.state_dict(), "step": 7}, tmp_path / "run.pt")
+    plain = LayerModel(str(export_checkpoint(tmp_path / "run.pt", tmp_path / "plain.onnx")))
+    sharp = LayerModel(str(export_checkpoint(tmp_path / "run.pt", tmp_path / "sharp.onnx", mask_sharpness=3.0)))
+    noise = np.random.default_rng(0).standard_normal((8, 2, 100)).astype(np.float32)
+    soft, hard = plain.run(noise)["mask"], sharp.run(noise)["mask"]
+    logits = np.log(soft / (1 - soft))
+    assert hard == pytest.approx(1 / (1 + np.exp(-3 * logits)), abs=1e-4)
+    assert ((soft > 0.5) == (hard > 0.5)).mean() > 0.999
+    config = json.loads({p.key: p.value for p in onnx.load(str(tmp_path / "sharp.onnx")).metadata_props}["model_config"])
+    assert config["mask_sharpness"] == 3.0

@@ -43,6 +43,9 @@ class ModelConfig:
     # Discriminator normalisation: "batch" (DCGAN, as published) or "spectral" (spectral norm
     # on every convolution, no batch norm), which bounds how sharply the discriminator can change.
     d_norm: str = "batch"
+    # Multiplier on the mask logits before the sigmoid. Above 1 it hardens soft mask edges
+    # without moving the 0.5 boundary; `lrgan export --mask-sharpness` sets it on a trained model.
+    mask_sharpness: float = 1.0
 
     def __post_init__(self) -> None:
         self.fg_channels = tuple(self.fg_channels)
@@ -65,6 +68,8 @@ class ModelConfig:
             raise ValueError(f"timesteps must be >= 1, got {self.timesteps}")
         if self.pose_bounds not in ("smooth", "clamp"):
             raise ValueError(f"pose_bounds must be 'smooth' or 'clamp', got {self.pose_bounds!r}")
+        if self.mask_sharpness <= 0:
+            raise ValueError(f"mask_sharpness must be positive, got {self.mask_sharpness}")
         if self.d_norm not in ("batch", "spectral"):
             raise ValueError(f"d_norm must be 'batch' or 'spectral', got {self.d_norm!r}")
         for name in ("norm", "encoder_norm"):

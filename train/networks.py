@@ -90,11 +90,15 @@ class ForegroundGenerator(nn.Module):
         self.appearance_head = nn.ConvTranspose2d(widths[-1], cfg.channels, 4, 2, 1)
         self.mask_head = nn.ConvTranspose2d(widths[-1], 1, 4, 2, 1)
         self.feature_channels = widths[-1]
+        self.mask_sharpness = cfg.mask_sharpness
 
     def forward(self, code: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         features = self.trunk(code[:, :, None, None])
         appearance = torch.tanh(self.appearance_head(features))
-        mask = torch.sigmoid(self.mask_head(features))
+        logits = self.mask_head(features)
+        if self.mask_sharpness != 1.0:
+            logits = logits * self.mask_sharpness
+        mask = torch.sigmoid(logits)
         return appearance, mask, features
 
 
