@@ -500,12 +500,13 @@ def evaluate(
     from ..train.evaluate import evaluate_sampler, evaluate_synthetic
 
     try:
-        if open_model(model, "any").info.kind == "sampler":
+        layer_model = open_model(model, "any")
+        if layer_model.info.kind == "sampler":
             compare_path = None
             if compare is not None:
                 compare_path = open_model(compare, "sampler", "--compare").path
             result = evaluate_sampler(
-                open_model(model, "sampler").path, count, seed, out, classifier=classifier, data=data,
+                layer_model.path, count, seed, out, classifier=classifier, data=data,
                 mnist_dir=mnist, real_count=real_count, discriminator=discriminator, inception=inception,
                 compare=compare_path, progress=not quiet,
             )

@@ -51,6 +51,17 @@ class SyntheticSource:
         )
 
 
+def load_square(path: str | Path, image_size: int) -> np.ndarray:
+    """Read an image as RGB, centre-crop it to a square and resize it: H x W x 3 uint8."""
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        w, h = im.size
+        side = min(w, h)
+        left, top = (w - side) // 2, (h - side) // 2
+        im = im.crop((left, top, left + side, top + side)).resize((image_size, image_size), Image.BICUBIC)
+        return np.asarray(im)
+
+
 class FolderSource:
     """Every image under a folder, resized (shorter side) and centre-cropped to a square."""
 
@@ -65,15 +76,7 @@ class FolderSource:
         return len(self.paths)
 
     def load(self, index: int) -> np.ndarray:
-        with Image.open(self.paths[index]) as im:
-            im = im.convert("RGB")
-            w, h = im.size
-            side = min(w, h)
-            left, top = (w - side) // 2, (h - side) // 2
-            im = im.crop((left, top, left + side, top + side)).resize(
-                (self.image_size, self.image_size), Image.BICUBIC
-            )
-            return np.asarray(im)
+        return load_square(self.paths[index], self.image_size)
 
     def batch(self, indices) -> np.ndarray:
         images = np.stack([self.load(int(i)) for i in indices])

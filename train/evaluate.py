@@ -199,8 +199,9 @@ def evaluate_sampler(model_path: str, count: int, seed: int, out: Path | None = 
     from . import gan_metrics as gm
     from .metrics import nearly_binary
 
-    outputs, samples = gm.samples_from(model_path, count, seed)
-    info = LayerModel(model_path).info
+    model = LayerModel(str(model_path))
+    outputs, samples = gm.samples_from(model, count, seed)
+    info = model.info
     result: dict = {"model": str(model_path), "samples": int(count), "seed": seed}
     if outputs["mask"].shape[1] > 0:           # T = 1 (DCGAN) has no objects
         masks = outputs["mask"][:, :, 0]                       # N x K x H x W
@@ -255,7 +256,7 @@ def evaluate_sampler(model_path: str, count: int, seed: int, out: Path | None = 
     matched = None
     if compare is not None:
         match_count = min(match_count, count)
-        _, others = gm.samples_from(compare, match_count, seed + 1)
+        _, others = gm.samples_from(LayerModel(str(compare)), match_count, seed + 1)
         ours = samples[:match_count]
         if others.shape[1:] != ours.shape[1:]:
             raise ValueError(f"{compare} makes {others.shape[1:]} samples, {model_path} makes {ours.shape[1:]}")
@@ -307,10 +308,11 @@ def evaluate_adversarial(generators: dict[int, str], classifier: str | Path, dat
         )
     images, labels = [], []
     for k, path in sorted(generators.items()):
-        info = LayerModel(path).info
+        sampler = LayerModel(str(path))
+        info = sampler.info
         if info.image_size != cfg.image_size:
             raise ValueError(f"{path} makes {info.image_size}px images, the classifier reads {cfg.image_size}px")
-        _, samples = gm.samples_from(path, per_class, seed + k)
+        _, samples = gm.samples_from(sampler, per_class, seed + k)
         images.append(gm.to_channels_np(samples, cfg.channels))
         labels.append(np.full(per_class, k, np.int64))
     generated = gm.LabelledImages(np.concatenate(images), np.concatenate(labels), classes)

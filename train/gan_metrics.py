@@ -28,7 +28,7 @@ from tqdm import tqdm
 from .checkpoint import load_checkpoint, load_torch_file, save_atomic
 from .config import ModelConfig
 from .data import SyntheticMnist, load_mnist
-from .datasets import IMAGE_SUFFIXES, FolderSource
+from .datasets import IMAGE_SUFFIXES, load_square
 from .networks import Discriminator
 
 log = logging.getLogger(__name__)
@@ -97,11 +97,8 @@ def load_labelled(data: str, split: str, image_size: int, channels: int, count: 
              if path.suffix.lower() in IMAGE_SUFFIXES]
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(items))[:count]
-    loader = FolderSource.__new__(FolderSource)
-    loader.image_size = image_size
-    loader.paths = [items[i][0] for i in order]
-    images = np.stack([loader.load(i) for i in tqdm(range(len(order)), disable=None if progress else True,
-                                                      desc=f"read {split}", unit="img")])
+    images = np.stack([load_square(items[i][0], image_size)
+                       for i in tqdm(order, disable=None if progress else True, desc=f"read {split}", unit="img")])
     images = images.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
     targets = np.array([items[i][1] for i in order], np.int64)
     return LabelledImages(to_channels_np(images, channels), targets, classes)
@@ -347,12 +344,10 @@ def pair_grid(left: np.ndarray, right: np.ndarray, columns: int = 4, zoom: int =
     return canvas.repeat(zoom, axis=0).repeat(zoom, axis=1)
 
 
-def samples_from(model_path: str | Path, count: int, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Run an exported sampler: (all outputs, composites N x C x H x W in [-1, 1])."""
-    from ..decompose.model import LayerModel
+def samples_from(model, count: int, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Run an exported sampler (a LayerModel): (all outputs, composites N x C x H x W in [-1, 1])."""
     from ..decompose.sampling import make_noise, run_sampler
 
-    model = LayerModel(str(model_path))
     model.require("sampler")
     outputs = run_sampler(model, make_noise(model, count, seed), batch_size=250)
     return outputs, outputs["composite"].astype(np.float32)
