@@ -2,13 +2,13 @@
 # Reproduce docs/RESULTS.md: train every generator, export it, and score it.
 #
 # Usage: scripts/results.sh RUNS_DIR MNIST_DIR CIFAR_TREE [STAGE]
-#   RUNS_DIR    where runs, exports and scores go (outside the repository)
-#   MNIST_DIR   the folder with the four MNIST IDX files
-#   CIFAR_TREE  the extracted CIFAR-10 JPEG tree (with train/ and test/ class folders),
-#               or - to leave CIFAR-10 out
-#   STAGE       train, evaluate or all (default all)
 #
-# The script runs one job after another, each on one CPU thread; the run times quoted in
+# RUNS_DIR is where runs, exports and scores go, outside the repository. MNIST_DIR is the
+# folder with the four MNIST IDX files. CIFAR_TREE is the extracted CIFAR-10 JPEG tree with
+# train/ and test/ class folders, or - to leave CIFAR-10 out. STAGE is train, evaluate or
+# all (the default).
+#
+# The script runs one job after another, each on one CPU thread. The run times quoted in
 # RESULTS.md add up to about three and a half hours on the 2-core machine. Behind
 # RESULTS.md the same commands ran as two queues in parallel, one per core.
 set -euo pipefail

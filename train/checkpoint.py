@@ -44,8 +44,8 @@ def load_torch_file(path: str | Path, what: str, expected: str, missing_hint: st
                     map_location: str | torch.device = "cpu") -> Any:
     """Load tensors and plain Python values from `path` with torch.load(weights_only=True).
 
-    `what` names the file in messages ("checkpoint"), `expected` says what to give instead
-    of a folder or a foreign file, and `missing_hint` what to do when the file is missing.
+    `what` names the file in messages ("checkpoint"). `expected` describes the file to give
+    in place of a folder or a foreign file, and `missing_hint` what to do when it is missing.
     """
     path = Path(path)
     if path.is_dir():

@@ -36,9 +36,9 @@ class ModelConfig:
     norm: str = "batch"
     encoder_norm: str = "batch"
     conditional: bool = False
-    # Minibatch standard deviation (after Karras et al. 2018): the discriminator's last block
-    # sees how much each of its features varies over the batch, so a generator that draws one
-    # shape for every noise is easy to reject. Off in the published model.
+    # Minibatch standard deviation (after Karras et al., ICLR 2018): the discriminator's last
+    # block receives each feature's standard deviation over the batch, so a generator that
+    # draws one shape for every noise is easy to reject. Off in the published model.
     minibatch_std: bool = False
     # Discriminator normalisation: "batch" (DCGAN, as published) or "spectral" (spectral norm
     # on every convolution, no batch norm), which bounds how sharply the discriminator can change.
