@@ -357,6 +357,9 @@ def train(
     warmup: Annotated[int, typer.Option(min=0, help="Conditional: reconstruction-only steps before the adversarial term.")] = 300,
     center_weight: Annotated[float, typer.Option(help="Conditional: weight of the prior that centres each mask in its own canvas, so the pose carries the position.")] = 0.0,
     mask_binary_weight: Annotated[Optional[float], typer.Option(min=0.0, help="Weight of the prior that pushes mask values to 0 or 1 (default 0; may be changed on --resume).")] = None,
+    equivariance_weight: Annotated[float, typer.Option(min=0.0, help="Conditional LFW: weight of the prior that the decomposition of a re-framed photo is that of the photo moved by the re-framing.")] = 0.0,
+    scale_max: Annotated[Optional[float], typer.Option(help="Largest pose scale (default: twice the preset's smallest). Scale > 1 shrinks the object.")] = None,
+    scale_init: Annotated[Optional[float], typer.Option(help="Pose scale at the start (default: the preset's).")] = None,
     seed: int = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints, sample grids and validation.")] = 250,
@@ -407,6 +410,10 @@ def train(
             )
             if timesteps is not None:
                 overrides["timesteps"] = timesteps
+            if scale_max is not None:
+                overrides["scale_max"] = scale_max
+            if scale_init is not None:
+                overrides["scale_init"] = scale_init
             if channels is not None:
                 if channels not in (1, 3):
                     fail_usage(f"--channels must be 1 or 3, got {channels}")
@@ -422,12 +429,15 @@ def train(
                 steps=steps or 3000, batch_size=batch_size, lr=lr, generator_lr=generator_lr, seed=seed,
                 recon_weight=recon_weight, adv_weight=adv_weight, warmup_steps=warmup, center_weight=center_weight,
                 mask_binary_weight=mask_binary_weight or 0.0, gan_loss=gan_loss,
-                adversarial=adversarial, sample_every=every, checkpoint_every=every, eval_every=every,
+                equivariance_weight=equivariance_weight, adversarial=adversarial, sample_every=every, checkpoint_every=every, eval_every=every,
                 log_every=log_every, decay_start=decay_from,
                 extra={"data": data_name, "mnist": mnist_dir, "lfw": lfw_path, "reframe": reframe,
                        "valid": valid_folder, "digit": digit},
             )
         train_cfg.validate()
+        if train_cfg.equivariance_weight > 0 and not (model_cfg.conditional and data_name == "lfw"):
+            fail_usage("--equivariance-weight needs --mode conditional and --data lfw, "
+                       "whose photos the project re-frames itself")
         source, valid = make_sources(data_name, model_cfg.image_size, mnist_dir, train_cfg.seed, lfw_path, reframe,
                                      valid_folder, digit=digit)
         trainer = Trainer(out, model_cfg, train_cfg, source, valid, device=device)

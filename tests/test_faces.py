@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -14,7 +15,8 @@ from PIL import Image
 
 from lrgan.decompose.faces import FaceBox, box_from_mask
 from lrgan.train.datasets import FolderSource
-from lrgan.train.lfw import LfwSource, find_people_root, is_held_out, lfw_photos, load_photo, reframe
+from lrgan.train.lfw import (LfwSource, find_people_root, is_held_out, lfw_photos, load_photo, normalized_inverse,
+                             reframe)
 
 
 def test_lfw_split_holds_people_out(lfw_tree):
@@ -74,6 +76,33 @@ def test_lfw_source_batch(lfw_tree):
     assert batch.max() <= 1
     source.epoch = 1
     assert not np.array_equal(source.batch([0]), batch[:1])
+
+
+def test_pair_batch_matrices_move_the_photo_onto_its_reframing(lfw_tree):
+    import torch
+    import torch.nn.functional as F
+
+    source = LfwSource(lfw_tree, 64, "test", seed=0)
+    images, thetas = source.pair_batch([0, 3, 7])
+    assert images.shape == (6, 3, 64, 64)
+    assert thetas.shape == (3, 2, 3)
+    framed, plain = torch.from_numpy(images[:3]), torch.from_numpy(images[3:])
+    grid = F.affine_grid(torch.from_numpy(thetas), [3, 3, 64, 64], align_corners=False)
+    moved = F.grid_sample(plain, grid, align_corners=False)
+    inside = F.grid_sample(torch.ones(3, 1, 64, 64), grid, align_corners=False) > 0.999
+    inside = inside.expand(-1, 3, -1, -1)
+    # Where the original covers the re-framed photo the two agree up to resampling;
+    # the unmoved photo does not.
+    assert (framed - moved).abs()[inside].mean() < 0.05
+    assert (framed - plain).abs().mean() > 0.2
+
+
+def test_normalized_inverse_of_a_known_reframing():
+    # Zoom 0.5 about the centre of a 100-pixel frame: the re-framed photo shows the original
+    # at half size in the middle, so its normalised coordinates map back with a factor 2.
+    matrix = np.array([[0.5, 0, 25 - 0.25], [0, 0.5, 25 - 0.25]])
+    theta = normalized_inverse(matrix, 100)
+    assert np.allclose(theta, [[2, 0, 0], [0, 2, 0]], atol=1e-9)
 
 
 def test_image_folder_source(cifar_tree):
@@ -172,3 +201,31 @@ def test_train_lfw_two_steps(tmp_path, lfw_tree):
     )
     assert result.returncode == 0, result.stderr
     assert (run / "samples" / "step_0000002.png").is_file()
+
+
+def test_train_lfw_with_reframing_prior(tmp_path, lfw_tree):
+    run = tmp_path / "run"
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    result = subprocess.run(
+        [sys.executable, "-m", "lrgan.cli", "train", "--preset", "lfw", "--mode", "conditional", "--lfw", str(lfw_tree),
+         "--out", str(run), "--steps", "2", "--every", "2", "--width", "0.0625", "--batch-size", "4",
+         "--equivariance-weight", "10", "--scale-max", "4", "--scale-init", "2", "--log-every", "1", "--device", "cpu",
+         "-q"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert any("loss_equi_mask" in r and "loss_equi_pose" in r for r in records)
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["scale_max"] == 4
+    assert config["train"]["equivariance_weight"] == 10
+
+
+def test_reframing_prior_refuses_other_data(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "lrgan.cli", "train", "--preset", "mnist-one", "--mode", "conditional",
+         "--out", str(tmp_path / "run"), "--steps", "1", "--equivariance-weight", "1", "-q"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode != 0
+    assert "--equivariance-weight needs" in result.stderr

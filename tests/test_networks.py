@@ -79,6 +79,21 @@ def test_pose_head_bounds(bounds):
     assert pose[:, :, 2].abs().max() <= 1.0 + 1e-6
 
 
+@pytest.mark.parametrize("bounds", ["smooth", "clamp"])
+def test_pose_head_wider_scale_range(bounds):
+    cfg = preset_config("lfw", pose_bounds=bounds, scale_max=4.0, scale_init=2.0)
+    head = PoseHead(cfg, 16)
+    if bounds == "smooth":
+        assert torch.allclose(head(torch.randn(4, 16))[:, 0, 0], torch.full((4,), 2.0), atol=1e-5)
+    torch.nn.init.normal_(head.linear.weight, std=50.0)
+    scale = head(torch.randn(512, 16))[:, 0, 0]
+    assert scale.min() >= 1.3 - 1e-5
+    assert scale.max() <= 4.0 + 1e-5
+    assert scale.max() > 2 * 1.3 + 0.5  # the range reaches past the published 2 * s_min
+    with pytest.raises(ValueError, match="scale_max"):
+        preset_config("lfw", scale_max=1.0)
+
+
 def test_smooth_pose_passes_gradient_at_start():
     cfg = preset_config("mnist-one", pose_bounds="clamp")
     head = PoseHead(cfg, 8)

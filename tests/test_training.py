@@ -12,7 +12,8 @@ from conftest import tiny_overrides
 from lrgan.train.checkpoint import load_checkpoint, save_atomic
 from lrgan.train.config import TrainConfig, preset_config
 from lrgan.train.datasets import SyntheticSource
-from lrgan.train.loop import Trainer
+from lrgan.train.loop import Trainer, reframing_inconsistency
+from lrgan.train.networks import Layers, warp
 
 
 def make_trainer(run_dir, digits, labels, conditional=True, steps=4, **train):
@@ -192,3 +193,31 @@ def test_hinge_loss_trains_both_modes(tmp_path, mnist_test):
         assert any("loss_d" in r for r in records)
     with pytest.raises(ValueError, match="gan_loss"):
         TrainConfig(gan_loss="wasserstein").validate()
+
+
+def test_reframing_inconsistency_is_zero_for_moved_decompositions():
+    torch.manual_seed(0)
+    batch, size = 3, 16
+    plain_masks = torch.zeros(batch, 1, 1, size, size)
+    plain_masks[:, :, :, 4:12, 5:11] = 1.0
+    plain_pose = torch.tensor([[1.8, 0.05, 0.1], [0.0, 1.6, -0.2]]).expand(batch, 1, 2, 3)
+    thetas = torch.tensor([[[2.0, 0, 0.3], [0, 2.0, -0.1]], [[0.8, 0, 0], [0, 0.8, 0.2]],
+                           [[1.0, 0, 0], [0, 1.0, 0]]])
+    framed_masks = warp(plain_masks.flatten(0, 1), thetas).view_as(plain_masks)
+    bottom = torch.tensor([[[0.0, 0.0, 1.0]]]).expand(batch, 1, 3)
+    framed_pose = plain_pose @ torch.cat([thetas, bottom], dim=1)[:, None]
+
+    def layers(masks, poses):
+        zeros = torch.zeros(2 * batch, 1, 3, size, size)
+        return Layers(background=zeros[:, 0], foreground=zeros, mask=masks, warped_foreground=zeros,
+                      warped_mask=masks, pose=poses, canvases=zeros.expand(-1, 2, -1, -1, -1))
+
+    consistent = layers(torch.cat([framed_masks, plain_masks]), torch.cat([framed_pose, plain_pose]))
+    loss_mask, loss_pose = reframing_inconsistency(consistent, thetas)
+    assert loss_mask.item() < 1e-6
+    assert loss_pose.item() < 1e-6
+    # A decomposition that ignores the re-framing (the same mask and pose in both) is penalised.
+    fixed = layers(torch.cat([plain_masks, plain_masks]), torch.cat([plain_pose, plain_pose]))
+    loss_mask, loss_pose = reframing_inconsistency(fixed, thetas)
+    assert loss_mask.item() > 0.05
+    assert loss_pose.item() > 0.05

@@ -21,9 +21,10 @@ class ModelConfig:
     bg_channels: tuple[int, ...] = (256, 128, 64)   # background generator widths (half the trunk's)
     d_channels: tuple[int, ...] = (64, 128, 256)    # discriminator widths, fine to coarse
     width: float = 1.0                   # multiplier on all widths above (0.5 halves them)
-    # Pose: scale in [s_min, 2 s_min] (scale > 1 shrinks the object), the two
-    # off-diagonal terms in [-r, r], translation in [-1, 1].
+    # Pose: scale in [s_min, s_max] (scale > 1 shrinks the object; s_max defaults to
+    # 2 s_min, as published), the two off-diagonal terms in [-r, r], translation in [-1, 1].
     scale_min: float = 1.2
+    scale_max: float | None = None
     shear_max: float = 0.1
     # "smooth": sigmoid and tanh ranges with the scale starting at scale_init, which passes
     # gradient everywhere; "clamp": the published hard clamps, scale starting at scale_min.
@@ -75,10 +76,12 @@ class ModelConfig:
         for name in ("norm", "encoder_norm"):
             if getattr(self, name) not in ("batch", "group"):
                 raise ValueError(f"{name} must be 'batch' or 'group', got {getattr(self, name)!r}")
-        if not self.scale_min <= self.scale_init <= 2 * self.scale_min:
+        if self.scale_max is not None and self.scale_max <= self.scale_min:
+            raise ValueError(f"scale_max {self.scale_max} must be above scale_min {self.scale_min}")
+        if not self.scale_min <= self.scale_init <= self.scale_upper:
             raise ValueError(
-                f"scale_init {self.scale_init} must lie in [scale_min, 2 * scale_min] = "
-                f"[{self.scale_min}, {2 * self.scale_min}]"
+                f"scale_init {self.scale_init} must lie in [scale_min, scale_max] = "
+                f"[{self.scale_min}, {self.scale_upper}]"
             )
         if self.width <= 0:
             raise ValueError(f"width must be positive, got {self.width}")
@@ -86,6 +89,11 @@ class ModelConfig:
     def scaled(self, widths: tuple[int, ...]) -> tuple[int, ...]:
         """Apply the width multiplier, keeping every layer at least 8 channels wide."""
         return tuple(max(8, int(round(w * self.width))) for w in widths)
+
+    @property
+    def scale_upper(self) -> float:
+        """The largest pose scale: scale_max, or 2 * scale_min when it is not set."""
+        return self.scale_max if self.scale_max is not None else 2 * self.scale_min
 
     @property
     def n_objects(self) -> int:
@@ -190,6 +198,10 @@ class TrainConfig:
     mask_binary_weight: float = 0.0
     # Adversarial loss: "bce" (the published non-saturating cross-entropy) or "hinge".
     gan_loss: str = "bce"
+    # Weight of the re-framing consistency prior (LFW only; 0 turns it off). Each photo is
+    # decomposed twice, as it is and re-framed, and the re-framed decomposition must equal
+    # the first one moved by the known re-framing: same placed mask, composed pose.
+    equivariance_weight: float = 0.0
     sample_every: int = 250
     checkpoint_every: int = 250
     eval_every: int = 250
@@ -207,8 +219,9 @@ class TrainConfig:
             raise ValueError(f"adversarial must be 'cross', 'recon' or 'none', got {self.adversarial!r}")
         if self.gan_loss not in ("bce", "hinge"):
             raise ValueError(f"gan_loss must be 'bce' or 'hinge', got {self.gan_loss!r}")
-        if self.mask_binary_weight < 0:
-            raise ValueError(f"mask_binary_weight must be >= 0, got {self.mask_binary_weight}")
+        for name in ("mask_binary_weight", "equivariance_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("steps", "batch_size", "sample_every", "checkpoint_every", "eval_every", "log_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

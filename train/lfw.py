@@ -101,6 +101,19 @@ def reframe(photo: np.ndarray, rng: np.random.Generator, face: tuple[float, floa
     return framed, Reframing(zoom, cx, cy, matrix)
 
 
+def normalized_inverse(matrix: np.ndarray, size: int) -> np.ndarray:
+    """The 2 x 3 matrix that maps a re-framed photo's coordinates back to the original's.
+
+    `matrix` maps original pixels to re-framed pixels of a size x size frame (OpenCV's
+    convention, pixel centres at integers). The result works in the normalised coordinates
+    of ``torch.nn.functional.affine_grid`` (align_corners=False), so it warps anything
+    drawn on the original frame onto the re-framed one, as a pose matrix does.
+    """
+    to_unit = np.array([[2 / size, 0, 1 / size - 1], [0, 2 / size, 1 / size - 1], [0, 0, 1]])
+    forward = np.vstack([matrix, [0, 0, 1]])
+    return (to_unit @ np.linalg.inv(forward) @ np.linalg.inv(to_unit))[:2]
+
+
 def load_photo(path: Path, size: int = FRAME) -> np.ndarray:
     """Read an RGB photo, centre-cropped to a square and resized to size x size."""
     with Image.open(path) as im:
@@ -137,15 +150,42 @@ class LfwSource:
     def __len__(self) -> int:
         return len(self.photos)
 
-    def image(self, index: int, epoch: int = 0) -> np.ndarray:
+    def photo(self, index: int) -> np.ndarray:
         photo = self.cache.get(index)
         if photo is None:
             photo = load_photo(self.photos[index], 2 * self.image_size)
             self.cache[index] = photo
-        if self.reframed:
-            photo, _ = reframe(photo, np.random.default_rng([self.seed, epoch, index]))
+        return photo
+
+    def shrink(self, photo: np.ndarray) -> np.ndarray:
         return cv2.resize(photo, (self.image_size, self.image_size), interpolation=cv2.INTER_AREA)
 
+    def image(self, index: int, epoch: int = 0) -> np.ndarray:
+        photo = self.photo(index)
+        if self.reframed:
+            photo, _ = reframe(photo, np.random.default_rng([self.seed, epoch, index]))
+        return self.shrink(photo)
+
     def batch(self, indices) -> np.ndarray:
-        images = np.stack([self.image(int(i), self.epoch) for i in indices])
-        return images.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
+        return to_model_range(np.stack([self.image(int(i), self.epoch) for i in indices]))
+
+    def pair_batch(self, indices) -> tuple[np.ndarray, np.ndarray]:
+        """Each photo re-framed and as it is, for the re-framing consistency prior.
+
+        Returns 2B x 3 x S x S images (the B re-framed photos first, then the same B
+        photos unchanged) and B x 2 x 3 matrices that map each re-framed photo's normalised
+        coordinates to the unchanged photo's.
+        """
+        framed, plain, thetas = [], [], []
+        for i in indices:
+            photo = self.photo(int(i))
+            moved, info = reframe(photo, np.random.default_rng([self.seed, self.epoch, int(i)]))
+            framed.append(self.shrink(moved))
+            plain.append(self.shrink(photo))
+            thetas.append(normalized_inverse(info.matrix, photo.shape[0]))
+        return to_model_range(np.stack(framed + plain)), np.stack(thetas).astype(np.float32)
+
+
+def to_model_range(images: np.ndarray) -> np.ndarray:
+    """B x H x W x 3 uint8 -> B x 3 x H x W float32 in [-1, 1]."""
+    return images.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0

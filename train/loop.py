@@ -201,10 +201,10 @@ class Trainer:
             return -logits.mean()
         return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
 
-    def train_step(self, real: torch.Tensor) -> dict[str, float]:
+    def train_step(self, real: torch.Tensor, thetas: torch.Tensor | None = None) -> dict[str, float]:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
             if self.model_cfg.conditional:
-                return self.conditional_step(real)
+                return self.conditional_step(real, thetas)
             return self.unconditional_step(real)
 
     def unconditional_step(self, real: torch.Tensor) -> dict[str, float]:
@@ -228,12 +228,21 @@ class Trainer:
         self.opt_g.step()
         return losses
 
-    def conditional_step(self, real: torch.Tensor) -> dict[str, float]:
+    def conditional_step(self, real: torch.Tensor, thetas: torch.Tensor | None = None) -> dict[str, float]:
+        """One step of the conditional model.
+
+        With `thetas` (B x 2 x 3), `real` holds 2B images: B re-framed photos, then the same
+        photos unchanged, and the re-framing consistency prior joins the losses.
+        """
         cfg = self.cfg
         layers = self.generator(real)
         loss_rec = F.l1_loss(layers.composite, real)
         stats = {"loss_rec": loss_rec.item()}
         loss_g = cfg.recon_weight * loss_rec
+        if thetas is not None:
+            loss_mask, loss_pose = reframing_inconsistency(layers, thetas)
+            stats.update(loss_equi_mask=loss_mask.item(), loss_equi_pose=loss_pose.item())
+            loss_g = loss_g + cfg.equivariance_weight * (loss_mask + loss_pose)
         if cfg.center_weight > 0:
             loss_center = mask_center_offset(layers.mask)
             stats["loss_center"] = loss_center.item()
@@ -365,8 +374,13 @@ class Trainer:
                 self.apply_lr_schedule()
 
                 # One optimisation step on the next batch.
-                real = self.load_batch(self.source, self.batch_indices(self.step))
-                stats = self.train_step(real)
+                indices = self.batch_indices(self.step)
+                if cfg.equivariance_weight > 0:
+                    images, thetas = self.source.pair_batch(indices)
+                    real = to_channels(torch.from_numpy(images), self.model_cfg.channels).to(self.device)
+                    stats = self.train_step(real, torch.from_numpy(thetas).to(self.device))
+                else:
+                    stats = self.train_step(self.load_batch(self.source, indices))
                 if not all(math.isfinite(v) for v in stats.values()):
                     raise FloatingPointError(
                         f"non-finite loss at step {self.step}: {stats}; the last good checkpoint is {last}"
@@ -464,6 +478,29 @@ def mask_center_offset(mask: torch.Tensor) -> torch.Tensor:
     center_x = (weight * xs[None, None, None, :]).sum(dim=(2, 3)) / total
     center_y = (weight * ys[None, None, :, None]).sum(dim=(2, 3)) / total
     return (center_x**2 + center_y**2).mean()
+
+
+def reframing_inconsistency(layers: Layers, thetas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """How far the decomposition of re-framed photos is from the moved decomposition of the originals.
+
+    The batch holds B re-framed photos, then the same B photos unchanged; thetas (B x 2 x 3)
+    map each re-framed photo's normalised coordinates to the original's. Returns the mean
+    absolute difference between the re-framed photo's placed masks and the original's placed
+    masks moved by the re-framing, and the same for the pose matrices: a pose maps output to
+    object coordinates, so the re-framed photo's pose should be the original's composed with
+    theta. Gradients reach both halves.
+    """
+    half = thetas.shape[0]
+    framed_masks, plain_masks = layers.warped_mask[:half], layers.warped_mask[half:]
+    objects = framed_masks.shape[1]
+    moved = warp(plain_masks.flatten(0, 1), thetas.repeat_interleave(objects, dim=0)).view_as(framed_masks)
+    loss_mask = (framed_masks - moved).abs().mean()
+
+    bottom = torch.tensor([0.0, 0.0, 1.0], device=thetas.device, dtype=thetas.dtype).expand(half, 1, 3)
+    theta3 = torch.cat([thetas, bottom], dim=1)                                # B x 3 x 3
+    expected = layers.pose[half:] @ theta3[:, None]                            # B x K x 2 x 3
+    loss_pose = (layers.pose[:half] - expected).abs().mean()
+    return loss_mask, loss_pose
 
 
 def cross_composite(layers: Layers) -> torch.Tensor:

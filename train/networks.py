@@ -118,8 +118,8 @@ class PoseHead(nn.Module):
             if cfg.pose_bounds == "clamp":
                 bias[0] = bias[4] = cfg.scale_min
             else:
-                # scale = s_min * (1 + sigmoid(u)); solve for u at scale_init.
-                fraction = cfg.scale_init / cfg.scale_min - 1.0
+                # scale = s_min + (s_max - s_min) * sigmoid(u); solve for u at scale_init.
+                fraction = (cfg.scale_init - cfg.scale_min) / (cfg.scale_upper - cfg.scale_min)
                 fraction = min(max(fraction, 1e-3), 1 - 1e-3)
                 bias[0] = bias[4] = math.log(fraction / (1 - fraction))
             self.linear.bias.copy_(bias)
@@ -132,15 +132,16 @@ class PoseHead(nn.Module):
             return (raw * 0 + eye).view(-1, 2, 3)
         a11, a12, tx, a21, a22, ty = raw.unbind(dim=1)
         if cfg.pose_bounds == "clamp":
-            a11 = a11.clamp(cfg.scale_min, 2 * cfg.scale_min)
-            a22 = a22.clamp(cfg.scale_min, 2 * cfg.scale_min)
+            a11 = a11.clamp(cfg.scale_min, cfg.scale_upper)
+            a22 = a22.clamp(cfg.scale_min, cfg.scale_upper)
             a12 = a12.clamp(-cfg.shear_max, cfg.shear_max)
             a21 = a21.clamp(-cfg.shear_max, cfg.shear_max)
             tx = tx.clamp(-1.0, 1.0)
             ty = ty.clamp(-1.0, 1.0)
         else:
-            a11 = cfg.scale_min * (1 + torch.sigmoid(a11))
-            a22 = cfg.scale_min * (1 + torch.sigmoid(a22))
+            span = cfg.scale_upper - cfg.scale_min
+            a11 = cfg.scale_min + span * torch.sigmoid(a11)
+            a22 = cfg.scale_min + span * torch.sigmoid(a22)
             a12 = cfg.shear_max * torch.tanh(a12)
             a21 = cfg.shear_max * torch.tanh(a21)
             tx = torch.tanh(tx)
