@@ -360,6 +360,8 @@ def train(
     equivariance_weight: Annotated[float, typer.Option(min=0.0, help="Conditional LFW: weight of the prior that the decomposition of a re-framed photo is that of the photo moved by the re-framing.")] = 0.0,
     scale_max: Annotated[Optional[float], typer.Option(help="Largest pose scale (default: twice the preset's smallest). Scale > 1 shrinks the object.")] = None,
     scale_init: Annotated[Optional[float], typer.Option(help="Pose scale at the start (default: the preset's).")] = None,
+    upsample: Annotated[str, typer.Option(help="Generator upsampling: transposed (4x4 transposed convolutions, as published) or resize (nearest doubling and a 3x3 convolution, no checkerboard).")] = "transposed",
+    bg_code: Annotated[Optional[int], typer.Option(min=1, help="Conditional: the background generator reads only this many entries of the image's code (default: all).")] = None,
     seed: int = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints, sample grids and validation.")] = 250,
@@ -406,7 +408,7 @@ def train(
             overrides = dict(
                 conditional=conditional, width=width, norm=norm, encoder_norm=encoder_norm,
                 pose_bounds=pose_bounds, use_pose=not no_pose, use_mask=not no_mask,
-                minibatch_std=minibatch_std, d_norm=d_norm,
+                minibatch_std=minibatch_std, d_norm=d_norm, upsample=upsample, bg_code_dim=bg_code,
             )
             if timesteps is not None:
                 overrides["timesteps"] = timesteps
@@ -482,8 +484,9 @@ def export(
 @lrgan_app.command("evaluate")
 def evaluate(
     model: ModelOption = DEFAULT_MODEL,
-    data: Annotated[Optional[str], typer.Option(help="Decomposer: mnist-one or mnist-two (synthetic, with ground truth). Sampler: real images for FID, 1-NN and neighbours, mnist-one or a folder with train/ and test/ class folders.")] = None,
+    data: Annotated[Optional[str], typer.Option(help="Decomposer: mnist-one or mnist-two (synthetic, with ground truth), lfw (re-framed held-out people) or an image folder. Sampler: real images for FID, 1-NN and neighbours, mnist-one or a folder with train/ and test/ class folders.")] = None,
     mnist: MnistOption = None,
+    lfw: Annotated[Optional[Path], typer.Option(help="Decomposer with --data lfw: the LFW archive (.tgz) or extracted tree.")] = None,
     split: Annotated[str, typer.Option(help="Decomposer: MNIST digits to draw, test (held out) or train.")] = "test",
     count: Annotated[int, typer.Option("--count", "-n", min=1, help="Images to decompose, or samples to draw.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic placements or of the sampler's noise.")] = 1234,
@@ -499,7 +502,7 @@ def evaluate(
     """Score a model.
 
     A decomposer is scored on synthetic images with ground truth (mask IoU, PSNR, background
-    and pose errors). A sampler is scored on its own samples: nearly binary masks and pose
+    and pose errors), or on photos by PSNR and the distribution of mask area. A sampler is scored on its own samples: nearly binary masks and pose
     histograms always, then whichever of the contextual Inception Score, FID, 1-NN, the
     standard Inception Score and Hungarian matching its options ask for.
     """
@@ -507,7 +510,7 @@ def evaluate(
     need_torch("evaluate")
     claim_eval_folder(out, "lrgan evaluate")
     set_threads(threads)
-    from ..train.evaluate import evaluate_sampler, evaluate_synthetic
+    from ..train.evaluate import evaluate_photos, evaluate_sampler, evaluate_synthetic
 
     try:
         layer_model = open_model(model, "any")
@@ -521,16 +524,34 @@ def evaluate(
                 compare=compare_path, progress=not quiet,
             )
         else:
-            if mnist is None:
-                fail_usage("--mnist DIR is required: the folder with the MNIST IDX files")
             if classifier or discriminator or inception or compare:
                 fail_usage("--classifier, --discriminator, --inception and --compare score samplers; "
                            f"{model} is a decomposer")
-            result = evaluate_synthetic(model, data or "mnist-one", mnist, split, count, seed, out, progress=not quiet)
+            if data in (None, "mnist-one", "mnist-two"):
+                if mnist is None:
+                    fail_usage("--mnist DIR is required: the folder with the MNIST IDX files")
+                result = evaluate_synthetic(model, data or "mnist-one", mnist, split, count, seed, out,
+                                            progress=not quiet)
+            else:
+                result = evaluate_photos(layer_model.path, photo_source(data, lfw, layer_model.info.image_size, seed),
+                                         data, count, seed, out, progress=not quiet)
     except (ModelError, FileNotFoundError, ValueError) as exc:
         fail_usage(str(exc))
     mark_eval_folder(out, "lrgan evaluate")
     print_result(result)
+
+
+def photo_source(data: str, lfw: Path | None, image_size: int, seed: int):
+    """Held-out photos for `lrgan evaluate --data`: re-framed LFW people, or an image folder."""
+    if data == "lfw":
+        from ..train.lfw import LfwSource
+
+        if lfw is None:
+            fail_usage("--lfw PATH is required for --data lfw: the LFW archive (.tgz) or extracted tree")
+        return LfwSource(lfw, image_size, "test", reframed=True, seed=seed)
+    from ..train.datasets import FolderSource
+
+    return FolderSource(data, image_size)
 
 
 def set_threads(threads: int | None) -> None:

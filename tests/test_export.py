@@ -23,9 +23,13 @@ def perturb(module: torch.nn.Module) -> None:
             p.add_(torch.randn_like(p) * 0.05)
 
 
-@pytest.mark.parametrize("preset,conditional", [("mnist-one", True), ("mnist-two", True), ("mnist-one", False)])
-def test_export_parity_and_metadata(tmp_path, preset, conditional):
-    cfg = preset_config(preset, conditional=conditional, **tiny_overrides(norm="batch" if not conditional else "group"))
+@pytest.mark.parametrize("preset,conditional,extra", [
+    ("mnist-one", True, {}), ("mnist-two", True, {}), ("mnist-one", False, {}),
+    ("lfw", True, {"upsample": "resize", "bg_code_dim": 8, "scale_max": 4.0}), ("mnist-one", False, {"upsample": "resize"}),
+])
+def test_export_parity_and_metadata(tmp_path, preset, conditional, extra):
+    cfg = preset_config(preset, conditional=conditional,
+                        **tiny_overrides(norm="batch" if not conditional else "group", **extra))
     generator = ConditionalGenerator(cfg) if conditional else Generator(cfg)
     perturb(generator)
     path = export_generator(generator, cfg, tmp_path / "m.onnx", "m")

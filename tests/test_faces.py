@@ -229,3 +229,33 @@ def test_reframing_prior_refuses_other_data(tmp_path):
     )
     assert result.returncode != 0
     assert "--equivariance-weight needs" in result.stderr
+
+
+def test_evaluate_decomposer_on_photos(tmp_path, lfw_tree, cifar_tree, tiny_decomposer):
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    for data, extra in (("lfw", ["--lfw", str(lfw_tree)]), (str(cifar_tree / "test"), [])):
+        out = tmp_path / ("eval-" + Path(data).name)
+        result = subprocess.run(
+            [sys.executable, "-m", "lrgan.cli", "evaluate", "--model", str(tiny_decomposer), "--data", data, *extra,
+             "-n", "40", "--out", str(out), "-q"],
+            capture_output=True, text=True, env=env, timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["images"] == 40
+        shares = metrics["empty_mask_share"] + metrics["full_mask_share"]
+        assert abs(metrics["degenerate_share"] - shares) < 1e-9
+        assert 0 <= metrics["mask_area_percentiles"]["5"] <= metrics["mask_area_percentiles"]["95"] <= 1
+        assert metrics["psnr"] > 0
+        for name in ("mask_area.png", "examples.png"):
+            with Image.open(out / name) as picture:
+                assert picture.size[0] > 100
+
+
+def test_evaluate_lfw_needs_the_tree(tmp_path, tiny_decomposer):
+    result = subprocess.run(
+        [sys.executable, "-m", "lrgan.cli", "evaluate", "--model", str(tiny_decomposer), "--data", "lfw", "-q"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode != 0
+    assert "--lfw PATH is required" in result.stderr

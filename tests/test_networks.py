@@ -8,7 +8,7 @@ import torch
 from conftest import tiny_overrides
 from lrgan.train.config import PAPER_PARAMETERS, PRESETS, ModelConfig, preset_config
 from lrgan.train.networks import (
-    ConditionalGenerator, Discriminator, Generator, PoseHead, compose, count_parameters, warp,
+    ConditionalGenerator, Discriminator, Generator, PoseHead, compose, count_parameters, upsampling, warp,
 )
 
 
@@ -124,6 +124,37 @@ def test_compose_formula():
     out, _, warped_mask = compose(canvas, appearance, mask, identity)
     assert torch.allclose(warped_mask, mask)
     assert torch.allclose(out, torch.full_like(out, 0.25 * 1 + 0.75 * -1))
+
+
+def test_resize_upsampling_has_no_transposed_convolutions():
+    cfg = preset_config("lfw", conditional=True, upsample="resize", **tiny_overrides())
+    generator = ConditionalGenerator(cfg)
+    kinds = {type(m) for m in generator.modules()}
+    assert torch.nn.ConvTranspose2d in kinds  # only the first 1x1 -> 4x4 layers
+    doubling = [m for m in generator.modules() if isinstance(m, torch.nn.ConvTranspose2d) and m.stride != (1, 1)]
+    assert not doubling
+    layers = generator(torch.rand(2, 3, 64, 64) * 2 - 1)
+    assert layers.composite.shape == (2, 3, 64, 64)
+    # A constant code gives a constant map after nearest doubling and a 3x3 convolution away from
+    # the border; a transposed 4x4 stride-2 convolution gives a period-2 pattern instead.
+    for upsample, periodic in (("resize", False), ("transposed", True)):
+        torch.manual_seed(0)
+        layer = torch.nn.Sequential(*upsampling(4, 1, upsample))
+        out = layer(torch.ones(1, 4, 8, 8))[0, 0, 2:-2, 2:-2]
+        assert (out.max() - out.min() > 1e-4) == periodic
+
+
+def test_background_code_width():
+    cfg = preset_config("cifar10", conditional=True, bg_code_dim=8, **tiny_overrides())
+    generator = ConditionalGenerator(cfg)
+    first = generator.background.body[0][0]
+    assert first.in_channels == 8
+    image = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert generator(image).background.shape == (2, 3, 32, 32)
+    with pytest.raises(ValueError, match="bg_code_dim"):
+        preset_config("cifar10", bg_code_dim=0)
+    with pytest.raises(ValueError, match="upsample"):
+        preset_config("cifar10", upsample="bicubic")
 
 
 def test_no_mask_ablation_pastes_whole():

@@ -47,6 +47,13 @@ class ModelConfig:
     # Multiplier on the mask logits before the sigmoid. Above 1 it hardens soft mask edges
     # without moving the 0.5 boundary; `lrgan export --mask-sharpness` sets it on a trained model.
     mask_sharpness: float = 1.0
+    # How the generators double the side: "transposed" 4x4 convolutions (as published) or
+    # "resize" (nearest-neighbour doubling and a 3x3 convolution, free of checkerboards).
+    upsample: str = "transposed"
+    # Conditional mode: the background generator reads only the first this many entries of
+    # the image's code (None: all noise_dim). A narrow code can carry the scene's layout but
+    # not the object, which then has to come from the object layer.
+    bg_code_dim: int | None = None
 
     def __post_init__(self) -> None:
         self.fg_channels = tuple(self.fg_channels)
@@ -71,6 +78,10 @@ class ModelConfig:
             raise ValueError(f"pose_bounds must be 'smooth' or 'clamp', got {self.pose_bounds!r}")
         if self.mask_sharpness <= 0:
             raise ValueError(f"mask_sharpness must be positive, got {self.mask_sharpness}")
+        if self.upsample not in ("transposed", "resize"):
+            raise ValueError(f"upsample must be 'transposed' or 'resize', got {self.upsample!r}")
+        if self.bg_code_dim is not None and not 1 <= self.bg_code_dim <= self.noise_dim:
+            raise ValueError(f"bg_code_dim must lie in [1, noise_dim = {self.noise_dim}], got {self.bg_code_dim}")
         if self.d_norm not in ("batch", "spectral"):
             raise ValueError(f"d_norm must be 'batch' or 'spectral', got {self.d_norm!r}")
         for name in ("norm", "encoder_norm"):
@@ -89,6 +100,10 @@ class ModelConfig:
     def scaled(self, widths: tuple[int, ...]) -> tuple[int, ...]:
         """Apply the width multiplier, keeping every layer at least 8 channels wide."""
         return tuple(max(8, int(round(w * self.width))) for w in widths)
+
+    @property
+    def background_code_dim(self) -> int:
+        return self.bg_code_dim if self.bg_code_dim is not None else self.noise_dim
 
     @property
     def scale_upper(self) -> float:

@@ -142,6 +142,94 @@ def write_plots(out: Path, iou: np.ndarray, psnrs: np.ndarray, examples) -> None
     plt.close(fig)
 
 
+def evaluate_photos(model_path: str, source, name: str, count: int, seed: int, out: Path | None = None,
+                    batch_size: int = 64, progress: bool = True) -> dict:
+    """Decompose `count` photos without ground truth and describe the split.
+
+    `source` is an image source of the model's size (LfwSource, FolderSource). Reports the
+    reconstruction PSNR and the distribution of mask area: the share of pixels whose
+    placed mask is above 0.5. A mask under 1 % of the image counts as empty and one over
+    95 % as full; both mean the decomposition has degenerated for that photo.
+    """
+    model = LayerModel(model_path)
+    model.require("decomposer")
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(len(source), size=min(count, len(source)), replace=False))
+    psnrs, areas = [], []
+    examples = None
+    for start in tqdm(range(0, len(chosen), batch_size), disable=None if progress else True, desc="evaluate", unit="batch"):
+        batch = source.batch(chosen[start:start + batch_size])
+        if model.info.channels == 1 and batch.shape[1] == 3:
+            batch = (batch * np.array([0.299, 0.587, 0.114], np.float32)[None, :, None, None]).sum(1, keepdims=True)
+        outputs = model.run(batch)
+        images = to_uint8_hwc(batch)
+        psnrs.append(psnr(to_uint8_hwc(outputs["composite"]).astype(np.float64), images))
+        areas.append((outputs["warped_mask"][:, :, 0].max(axis=1) > 0.5).mean(axis=(1, 2)))
+        if examples is None:
+            examples = (images[:12], {k: v[:12] for k, v in outputs.items()})
+    area = np.concatenate(areas)
+    result = {
+        "model": str(model_path),
+        "data": name,
+        "seed": seed,
+        "images": int(len(area)),
+        "psnr": float(np.concatenate(psnrs).mean()),
+        "mask_area_mean": float(area.mean()),
+        "mask_area_percentiles": {str(q): float(np.percentile(area, q)) for q in (5, 25, 50, 75, 95)},
+        "empty_mask_share": float((area < 0.01).mean()),
+        "full_mask_share": float((area > 0.95).mean()),
+        "degenerate_share": float(((area < 0.01) | (area > 0.95)).mean()),
+    }
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+        write_area_plots(out, area, examples)
+    return result
+
+
+def write_area_plots(out: Path, area: np.ndarray, examples) -> None:
+    """mask_area.png (the histogram, with the empty and full limits) and examples.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    ax.hist(area, bins=50, range=(0, 1), color="tab:blue")
+    for limit in (0.01, 0.95):
+        ax.axvline(limit, color="tab:red", linestyle=":")
+    ax.set_xlabel("mask area (share of pixels with mask > 0.5)")
+    ax.set_ylabel("images")
+    ax.set_title(f"empty {np.mean(area < 0.01):.1%}, full {np.mean(area > 0.95):.1%}, mean area {area.mean():.2f}",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "mask_area.png", dpi=110)
+    plt.close(fig)
+
+    images, outputs = examples
+    n = len(images)
+    mask = np.rint(outputs["warped_mask"][:, :, 0].max(axis=1)[..., None] * 255).astype(np.uint8)
+    rows = [
+        ("input", images),
+        ("mask", np.repeat(mask, 3, axis=3) if images.shape[-1] == 3 else mask),
+        ("background", to_uint8_hwc(outputs["background"])),
+        ("object", to_uint8_hwc((outputs["warped_foreground"][:, 0] + 1) * outputs["warped_mask"][:, 0] - 1)),
+        ("composite", to_uint8_hwc(outputs["composite"])),
+    ]
+    fig, axes = plt.subplots(len(rows), n, figsize=(n * 0.9, len(rows) * 0.95), squeeze=False)
+    for r, (title, arr) in enumerate(rows):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.imshow(arr[c].squeeze(), cmap="gray" if arr.shape[-1] == 1 else None, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(title, fontsize=7)
+    fig.tight_layout(pad=0.2)
+    fig.savefig(out / "examples.png", dpi=110)
+    plt.close(fig)
+
+
 def write_synthetic_folder(kind: str, mnist_dir: str | Path, split: str, count: int, seed: int,
                            out: Path, progress: bool = True) -> Path:
     """Write images/, masks/ (per image, union of digits, 8-bit PNG) and truth.json for `count` images."""

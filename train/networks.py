@@ -28,13 +28,26 @@ def make_norm(kind: str, channels: int) -> nn.Module:
     return nn.GroupNorm(groups, channels)
 
 
-def up_block(in_channels: int, out_channels: int, norm: str, first: bool = False) -> nn.Sequential:
-    """Transposed 4x4 convolution: 1x1 -> 4x4 when first, else doubling the side."""
+def up_block(in_channels: int, out_channels: int, norm: str, first: bool = False,
+             upsample: str = "transposed") -> nn.Sequential:
+    """1x1 -> 4x4 when first (a transposed 4x4 convolution), else doubling the side.
+
+    upsample "transposed": a transposed 4x4 stride-2 convolution, as published. "resize":
+    nearest-neighbour doubling, then a 3x3 convolution. Its kernels overlap evenly, so it
+    cannot draw the checkerboard that uneven overlap of transposed kernels can.
+    """
     if first:
         conv = nn.ConvTranspose2d(in_channels, out_channels, 4, 1, 0, bias=False)
-    else:
-        conv = nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1, bias=False)
-    return nn.Sequential(conv, make_norm(norm, out_channels), nn.ReLU(inplace=True))
+        return nn.Sequential(conv, make_norm(norm, out_channels), nn.ReLU(inplace=True))
+    return nn.Sequential(*upsampling(in_channels, out_channels, upsample, bias=False),
+                         make_norm(norm, out_channels), nn.ReLU(inplace=True))
+
+
+def upsampling(in_channels: int, out_channels: int, upsample: str, bias: bool = True) -> list[nn.Module]:
+    """The layers that double the side: a transposed convolution, or a resize and a convolution."""
+    if upsample == "resize":
+        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=bias)]
+    return [nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1, bias=bias)]
 
 
 def down_block(in_channels: int, out_channels: int, norm: str | None) -> nn.Sequential:
@@ -68,9 +81,9 @@ class BackgroundGenerator(nn.Module):
         widths = cfg.scaled(cfg.bg_channels if cfg.timesteps > 1 else cfg.fg_channels)
         blocks = [up_block(code_dim, widths[0], cfg.norm, first=True)]
         for a, b in zip(widths[:-1], widths[1:]):
-            blocks.append(up_block(a, b, cfg.norm))
+            blocks.append(up_block(a, b, cfg.norm, upsample=cfg.upsample))
         self.body = nn.Sequential(*blocks)
-        self.head = nn.ConvTranspose2d(widths[-1], cfg.channels, 4, 2, 1)
+        self.head = nn.Sequential(*upsampling(widths[-1], cfg.channels, cfg.upsample))
 
     def forward(self, code: torch.Tensor) -> torch.Tensor:
         x = self.body(code[:, :, None, None])
@@ -85,10 +98,10 @@ class ForegroundGenerator(nn.Module):
         widths = cfg.scaled(cfg.fg_channels)
         blocks = [up_block(code_dim, widths[0], cfg.norm, first=True)]
         for a, b in zip(widths[:-1], widths[1:]):
-            blocks.append(up_block(a, b, cfg.norm))
+            blocks.append(up_block(a, b, cfg.norm, upsample=cfg.upsample))
         self.trunk = nn.Sequential(*blocks)
-        self.appearance_head = nn.ConvTranspose2d(widths[-1], cfg.channels, 4, 2, 1)
-        self.mask_head = nn.ConvTranspose2d(widths[-1], 1, 4, 2, 1)
+        self.appearance_head = nn.Sequential(*upsampling(widths[-1], cfg.channels, cfg.upsample))
+        self.mask_head = nn.Sequential(*upsampling(widths[-1], 1, cfg.upsample))
         self.feature_channels = widths[-1]
         self.mask_sharpness = cfg.mask_sharpness
 
@@ -357,7 +370,7 @@ class ConditionalGenerator(nn.Module):
             raise ValueError("the conditional model needs timesteps >= 2 (a background and an object)")
         self.cfg = cfg
         self.encoder = Encoder(cfg, cfg.noise_dim)
-        self.background = BackgroundGenerator(cfg, cfg.noise_dim)
+        self.background = BackgroundGenerator(cfg, cfg.background_code_dim)
         self.objects = ObjectPath(cfg, cfg.noise_dim)
         init_dcgan(self)
 
@@ -368,8 +381,8 @@ class ConditionalGenerator(nn.Module):
             raise ValueError(f"image must be B x {' x '.join(map(str, expected))}, got {tuple(image.shape)}")
         batch = image.shape[0]
 
-        # Background from the image's own code.
-        background = self.background(self.encoder(image))
+        # Background from the image's own code, or its first bg_code_dim entries.
+        background = self.background(self.encoder(image)[:, :cfg.background_code_dim])
         canvas = background
         canvases = [background]
         objects = []
