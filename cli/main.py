@@ -214,6 +214,7 @@ def faces(
     model: ModelOption = "lfw",
     crops: Annotated[Optional[Path], typer.Option(help="Folder for the face crops (PNG).")] = None,
     draw: Annotated[Optional[Path], typer.Option(help="Folder for the photos with the box drawn (PNG).")] = None,
+    box: Annotated[str, typer.Option(help="moments (the rectangle with the mask's centre and spread) or component (the largest part of the mask above 0.5).")] = "moments",
     batch_size: BatchOption = 32,
     max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
     report: ReportOption = None,
@@ -221,11 +222,12 @@ def faces(
 ) -> None:
     """Find the face in each photo from the face model's mask and pose.
 
-    The box is the largest connected part of the mask above 0.5 (the part under the pose's
-    centre when it is large enough), in the input's pixels, with a score in [0, 1]. Images
-    without such a part get found=0.
+    The box is in the input's pixels, with a score in [0, 1]. With --box moments it is the
+    rectangle with the centre and standard deviations of the mask; with --box component, the
+    largest connected part of the mask above 0.5 (the part under the pose's centre when it is
+    large enough). Images whose mask is empty get found=0.
     """
-    from ..decompose.faces import run_faces
+    from ..decompose.faces import BOX_METHODS, run_faces
 
     setup_logging(quiet)
     for folder, option in ((crops, "--crops"), (draw, "--draw"), (out.parent, "--out's folder")):
@@ -236,10 +238,12 @@ def faces(
     if out.exists() and out.is_dir():
         fail_usage(f"--out {out} is a folder; give the CSV file to write")
     require_report_path(report)
+    if box not in BOX_METHODS:
+        fail_usage(f"--box must be one of {', '.join(BOX_METHODS)}, got {box!r}")
     layer_model = open_model(model, "decomposer")
     try:
         summary = run_faces(inputs, out, layer_model, crops=crops, draw=draw, batch_size=batch_size,
-                            max_pixels=max_pixels, progress=not quiet)
+                            max_pixels=max_pixels, progress=not quiet, method=box)
     except FileExistsError as exc:
         fail_usage(str(exc))
     finish(summary, out, report)
@@ -357,7 +361,8 @@ def train(
     warmup: Annotated[int, typer.Option(min=0, help="Conditional: reconstruction-only steps before the adversarial term.")] = 300,
     center_weight: Annotated[float, typer.Option(help="Conditional: weight of the prior that centres each mask in its own canvas, so the pose carries the position.")] = 0.0,
     mask_binary_weight: Annotated[Optional[float], typer.Option(min=0.0, help="Weight of the prior that pushes mask values to 0 or 1 (default 0; may be changed on --resume).")] = None,
-    equivariance_weight: Annotated[float, typer.Option(min=0.0, help="Conditional LFW: weight of the prior that the decomposition of a re-framed photo is that of the photo moved by the re-framing.")] = 0.0,
+    equivariance_weight: Annotated[float, typer.Option(min=0.0, help="Conditional LFW: weight of the prior that the pose found in a re-framed photo is the pose of the photo as it is, moved by the re-framing.")] = 0.0,
+    equivariance_mask_weight: Annotated[float, typer.Option(min=0.0, help="Conditional LFW: the same prior on the placed mask (empty masks satisfy it; off by default).")] = 0.0,
     scale_max: Annotated[Optional[float], typer.Option(help="Largest pose scale (default: twice the preset's smallest). Scale > 1 shrinks the object.")] = None,
     scale_init: Annotated[Optional[float], typer.Option(help="Pose scale at the start (default: the preset's).")] = None,
     upsample: Annotated[str, typer.Option(help="Generator upsampling: transposed (4x4 transposed convolutions, as published) or resize (nearest doubling and a 3x3 convolution, no checkerboard).")] = "transposed",
@@ -431,13 +436,15 @@ def train(
                 steps=steps or 3000, batch_size=batch_size, lr=lr, generator_lr=generator_lr, seed=seed,
                 recon_weight=recon_weight, adv_weight=adv_weight, warmup_steps=warmup, center_weight=center_weight,
                 mask_binary_weight=mask_binary_weight or 0.0, gan_loss=gan_loss,
-                equivariance_weight=equivariance_weight, adversarial=adversarial, sample_every=every, checkpoint_every=every, eval_every=every,
+                equivariance_weight=equivariance_weight, equivariance_mask_weight=equivariance_mask_weight,
+                adversarial=adversarial, sample_every=every, checkpoint_every=every, eval_every=every,
                 log_every=log_every, decay_start=decay_from,
                 extra={"data": data_name, "mnist": mnist_dir, "lfw": lfw_path, "reframe": reframe,
                        "valid": valid_folder, "digit": digit},
             )
         train_cfg.validate()
-        if train_cfg.equivariance_weight > 0 and not (model_cfg.conditional and data_name == "lfw"):
+        reframing_prior = train_cfg.equivariance_weight > 0 or train_cfg.equivariance_mask_weight > 0
+        if reframing_prior and not (model_cfg.conditional and data_name == "lfw"):
             fail_usage("--equivariance-weight needs --mode conditional and --data lfw, "
                        "whose photos the project re-frames itself")
         source, valid = make_sources(data_name, model_cfg.image_size, mnist_dir, train_cfg.seed, lfw_path, reframe,
@@ -667,6 +674,7 @@ def evaluate_faces_command(
     count: Annotated[int, typer.Option("--count", "-n", min=1, help="Held-out photos to re-frame and score.")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the photo choice and the re-framing.")] = 2024,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for faces.json and the example figure.")] = None,
+    box: Annotated[str, typer.Option(help="Box method of the model's boxes: moments or component (see `lrgan faces`).")] = "moments",
     quiet: QuietOption = False,
 ) -> None:
     """Compare face boxes with OpenCV's Haar cascade on re-framed held-out LFW photos."""
@@ -674,7 +682,7 @@ def evaluate_faces_command(
 
     setup_logging(quiet)
     try:
-        result = evaluate_faces(model, lfw, count, seed, out, progress=not quiet)
+        result = evaluate_faces(model, lfw, count, seed, out, progress=not quiet, method=box)
     except (ModelError, FileNotFoundError, ValueError, RuntimeError) as exc:
         fail_usage(str(exc))
     for key, value in result.items():

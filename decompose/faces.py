@@ -46,13 +46,53 @@ class FaceBox:
         return inter / union if union > 0 else 0.0
 
 
-def box_from_mask(mask: np.ndarray, pose: dict | None = None) -> FaceBox:
-    """Box of the mask's largest connected component above MASK_THRESHOLD.
+BOX_METHODS = ("moments", "component")
+DEFAULT_BOX_METHOD = "moments"
 
-    When the pose is given, the component that contains the pose's object centre wins over a
-    larger one elsewhere. The score is the component's share of all mask weight times its
-    mean mask value, in [0, 1].
+
+def box_from_mask(mask: np.ndarray, pose: dict | None = None, method: str = DEFAULT_BOX_METHOD) -> FaceBox:
+    """Face box of a placed mask (H x W, values in [0, 1]) in its own pixels.
+
+    "component": the bounding box of the mask's largest connected component above
+    MASK_THRESHOLD. When the pose is given, the component that contains the pose's object
+    centre wins over a larger one elsewhere. The score is the component's share of all mask
+    weight times its mean mask value, in [0, 1].
+
+    "moments": the rectangle whose centre and standard deviations along x and y are those of
+    the mask weight (a uniform rectangle of side 2 * sqrt(3) * sigma has deviation sigma).
+    A soft mask that seldom crosses 0.5 still gives its full extent this way. The score is
+    the mask's mean value inside the box. No face is found when the mask weight adds up to
+    less than MIN_AREA of the image.
     """
+    if method not in BOX_METHODS:
+        raise ValueError(f"box method must be one of {', '.join(BOX_METHODS)}, got {method!r}")
+    if method == "moments":
+        return box_from_moments(mask)
+    return box_from_component(mask, pose)
+
+
+def box_from_moments(mask: np.ndarray) -> FaceBox:
+    height, width = mask.shape
+    weight = mask.astype(np.float64)
+    total = weight.sum()
+    if total < MIN_AREA * height * width:
+        return FaceBox(False)
+    ys = np.arange(height, dtype=np.float64) + 0.5
+    xs = np.arange(width, dtype=np.float64) + 0.5
+    column_weight, row_weight = weight.sum(axis=0), weight.sum(axis=1)
+    mean_x = float(column_weight @ xs / total)
+    mean_y = float(row_weight @ ys / total)
+    half_x = np.sqrt(3.0 * float(column_weight @ (xs - mean_x) ** 2 / total))
+    half_y = np.sqrt(3.0 * float(row_weight @ (ys - mean_y) ** 2 / total))
+    x0, x1 = max(0, int(round(mean_x - half_x))), min(width, int(round(mean_x + half_x)))
+    y0, y1 = max(0, int(round(mean_y - half_y))), min(height, int(round(mean_y + half_y)))
+    if x1 <= x0 or y1 <= y0:
+        return FaceBox(False)
+    score = float(weight[y0:y1, x0:x1].mean())
+    return FaceBox(True, x0, y0, x1, y1, min(1.0, score))
+
+
+def box_from_component(mask: np.ndarray, pose: dict | None = None) -> FaceBox:
     height, width = mask.shape
     binary = (mask > MASK_THRESHOLD).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
@@ -87,10 +127,11 @@ def draw_box(image: np.ndarray, box: FaceBox, color=(0, 255, 0)) -> np.ndarray:
 class FaceWriter:
     """Collects one CSV row per image and writes optional crops and drawings."""
 
-    def __init__(self, model: LayerModel, crops: Path | None, draw: Path | None):
+    def __init__(self, model: LayerModel, crops: Path | None, draw: Path | None, method: str = DEFAULT_BOX_METHOD):
         self.model = model
         self.crops = crops
         self.draw = draw
+        self.method = method
         self.rows: dict[str, dict] = {}
 
     def target(self, item: InputFile) -> Path:
@@ -117,7 +158,7 @@ class FaceWriter:
         height, width = shape
         mask = full_mask(outputs, index, width, height)
         pose = pose_record(outputs["pose"][index, 0], width, height) if outputs["pose"].shape[1] else None
-        box = box_from_mask(mask, pose)
+        box = box_from_mask(mask, pose, self.method)
         self.rows[str(item.path)] = {
             "file": str(item.path), "found": int(box.found), "x0": box.x0, "y0": box.y0, "x1": box.x1, "y1": box.y1,
             "score": round(box.score, 4),
@@ -153,14 +194,14 @@ def is_faces_csv(path: Path) -> bool:
 
 def run_faces(arguments: list[str], csv_path: Path, model: LayerModel, crops: Path | None = None,
               draw: Path | None = None, batch_size: int = 32, max_pixels: int = DEFAULT_MAX_PIXELS,
-              progress: bool = True) -> RunSummary:
+              progress: bool = True, method: str = DEFAULT_BOX_METHOD) -> RunSummary:
     """Find one face box per image and write them to a CSV file (rows in input order).
 
     Raises FileExistsError when csv_path exists and is not a faces CSV of an earlier run.
     """
     if csv_path.exists() and not is_faces_csv(csv_path):
         raise FileExistsError(f"{csv_path} exists and is not a faces CSV written by lrgan; choose another --out")
-    writer = FaceWriter(model, crops, draw)
+    writer = FaceWriter(model, crops, draw, method)
     # Only the crop or drawing folder contains outputs that a folder walk must not read back.
     out = crops or draw
     summary = run_images(arguments, out, model, writer=writer, batch_size=batch_size, max_pixels=max_pixels,

@@ -115,10 +115,25 @@ def test_box_from_mask_largest_component():
     mask = np.zeros((100, 120), dtype=np.float32)
     mask[10:20, 10:20] = 0.9      # small blob
     mask[40:90, 50:100] = 0.8     # the face
-    box = box_from_mask(mask)
+    box = box_from_mask(mask, method="component")
     assert (box.x0, box.y0, box.x1, box.y1) == (50, 40, 100, 90)
     assert 0 < box.score <= 1
-    assert not box_from_mask(np.zeros((50, 50), dtype=np.float32)).found
+    assert not box_from_mask(np.zeros((50, 50), dtype=np.float32), method="component").found
+
+
+def test_box_from_mask_moments():
+    mask = np.zeros((100, 120), dtype=np.float32)
+    mask[40:90, 50:100] = 1.0
+    box = box_from_mask(mask, method="moments")
+    assert (box.x0, box.y0, box.x1, box.y1) == (50, 40, 100, 90)
+    assert abs(box.score - 1.0) < 1e-6
+    # A soft mask that never reaches 0.5 still gives its extent; the component method finds nothing.
+    soft = mask * 0.4
+    assert (box_from_mask(soft, method="moments").x0, box_from_mask(soft, method="moments").y1) == (50, 90)
+    assert not box_from_mask(soft, method="component").found
+    assert not box_from_mask(np.zeros((50, 50), dtype=np.float32), method="moments").found
+    with pytest.raises(ValueError, match="box method"):
+        box_from_mask(mask, method="hull")
 
 
 def test_face_box_iou():
@@ -161,6 +176,23 @@ def test_faces_command_on_real_photos(tmp_path, lfw_tree, tiny_decomposer):
     )
     assert result.returncode == 2
     assert out.read_text() == "name,value\n"
+
+    # The component method writes the same columns; an unknown method is a usage error.
+    other = tmp_path / "component.csv"
+    result = subprocess.run(
+        [sys.executable, "-m", "lrgan.cli", "faces", str(folder), "--out", str(other), "--model", str(tiny_decomposer),
+         "--box", "component", "-q"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(list(csv.DictReader(open(other)))) == len(photos)
+    result = subprocess.run(
+        [sys.executable, "-m", "lrgan.cli", "faces", str(folder), "--out", str(tmp_path / "x.csv"),
+         "--model", str(tiny_decomposer), "--box", "hull"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert result.returncode == 2
+    assert "--box must be one of" in result.stderr
 
 
 def test_evaluate_faces_runs(tmp_path, lfw_tree, tiny_decomposer):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from lrgan.decompose.model import LayerModel, embedded_models
-from lrgan.train.evaluate import evaluate_synthetic
+from lrgan.decompose.model import DEFAULT_MODEL, LayerModel, embedded_models
+from lrgan.train.evaluate import evaluate_photos, evaluate_synthetic
 
-MAX_BYTES = {"mnist-one": 10 * 1024 * 1024}
+MAX_BYTES = {"mnist-one": 10 * 1024 * 1024, "lfw": 16 * 1024 * 1024, "cifar10": 10 * 1024 * 1024}
 # Every shipped ONNX file together stays under this size.
 MAX_TOTAL_BYTES = 40 * 1024 * 1024
 
@@ -21,7 +21,9 @@ BLOCK_TORCH_SAMPLE = (
 
 def test_embedded_models_are_lrgan_exports():
     models = embedded_models()
-    assert "mnist-one" in models
+    for name in ("mnist-one", "lfw", "cifar10"):
+        assert name in models
+    assert DEFAULT_MODEL == "lfw"
     for name, path in models.items():
         model = LayerModel(name)
         assert model.info.name == name
@@ -65,3 +67,62 @@ def test_mnist_one_sampler_masks():
     assert result["binary_mask_share"] > 0.90
     assert result["binary_warped_mask_share"] >= 0.85
     assert 0.03 <= result["mask_area_mean"] <= 0.15
+
+
+def test_lfw_masks_on_held_out_people(lfw_tree):
+    """Re-framed photos of held-out people: almost no empty or full masks."""
+    from lrgan.train.lfw import LfwSource
+
+    source = LfwSource(lfw_tree, 64, "test", reframed=True, seed=11)
+    result = evaluate_photos("lfw", source, "lfw", 300, seed=11, progress=False)
+    assert result["degenerate_share"] < 0.05
+    assert 0.03 <= result["mask_area_mean"] <= 0.5
+
+
+def test_lfw_face_boxes_beat_the_fixed_box(lfw_tree):
+    """On re-framed held-out photos the face boxes agree with the Haar cascade far more
+    often than a fixed box at the median face position does."""
+    from lrgan.train.face_eval import evaluate_faces
+
+    result = evaluate_faces("lfw", lfw_tree, 200, seed=31, progress=False)
+    assert result["model_agrees_iou_0.5"] >= 0.6
+    assert result["model_agrees_iou_0.5"] >= result["fixed_box_agrees_iou_0.5"] + 0.3
+
+
+def test_cifar10_masks_on_test_images(cifar_tree):
+    from lrgan.train.datasets import FolderSource
+
+    result = evaluate_photos("cifar10", FolderSource(cifar_tree / "test", 32), "cifar10", 500, seed=3, progress=False)
+    assert result["degenerate_share"] < 0.05
+    assert 0.05 <= result["mask_area_mean"] <= 0.6
+
+
+def test_decompose_default_model_on_held_out_photos(tmp_path, lfw_tree):
+    """`decompose` with no --model runs the face model and writes every layer at the photo's size."""
+    import json
+    import shutil
+
+    from PIL import Image
+
+    from lrgan.train.lfw import lfw_photos
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for photo in lfw_photos(lfw_tree, "test")[:12]:
+        shutil.copy(photo, photos / photo.name)
+    out = tmp_path / "layers"
+    result = subprocess.run(
+        [sys.executable, "-c", "from lrgan.cli.main import decompose_entry; decompose_entry()",
+         str(photos), "--out", str(out), "-q"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    folders = sorted(p for p in out.iterdir() if p.is_dir())
+    assert len(folders) == 12
+    for folder in folders:
+        for name in ("background.png", "foreground.png", "mask.png", "cutout.png", "composite.png"):
+            with Image.open(folder / name) as layer:
+                assert layer.size == (250, 250), f"{folder.name}/{name}"
+        record = json.loads((folder / "pose.json").read_text())
+        assert record["model"] == "lfw"
+        assert len(record["objects"]) == 1

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..decompose.faces import FaceBox, box_from_mask, draw_box
+from ..decompose.faces import BOX_METHODS, DEFAULT_BOX_METHOD, FaceBox, box_from_mask, draw_box
 from ..decompose.layers import full_mask, pose_record, to_model_input
 from ..decompose.model import LayerModel
 from .lfw import lfw_photos, load_photo, reframe
@@ -37,8 +37,12 @@ def haar_boxes(detector: cv2.CascadeClassifier, image: np.ndarray) -> list[FaceB
 
 
 def evaluate_faces(model_name: str, lfw_path: str | Path, count: int, seed: int, out: Path | None = None,
-                   batch_size: int = 32, progress: bool = True) -> dict:
-    """Compare model boxes, Haar boxes and the fixed median box on `count` re-framed held-out photos."""
+                   batch_size: int = 32, progress: bool = True, method: str = DEFAULT_BOX_METHOD) -> dict:
+    """Compare model boxes, Haar boxes and the fixed median box on `count` re-framed held-out photos.
+
+    The model's boxes come from `method` (see box_from_mask); the agreement of every other
+    box method is reported too.
+    """
     model = LayerModel(model_name)
     model.require("decomposer")
     detector = haar_detector()
@@ -70,11 +74,19 @@ def evaluate_faces(model_name: str, lfw_path: str | Path, count: int, seed: int,
         for index, image in enumerate(framed):
             height, width = image.shape[:2]
             pose = pose_record(outputs["pose"][index, 0], width, height)
-            boxes.append(box_from_mask(full_mask(outputs, index, width, height), pose))
+            boxes.append(box_from_mask(full_mask(outputs, index, width, height), pose, method))
         model_seconds += time.perf_counter() - begin
 
-        for image, cascade, box in zip(framed, haar, boxes):
-            records.append({"image": image, "haar": cascade, "model": box})
+        # The other box methods, outside the timing.
+        others = [{} for _ in framed]
+        for other in BOX_METHODS:
+            for index, image in enumerate(framed):
+                height, width = image.shape[:2]
+                pose = pose_record(outputs["pose"][index, 0], width, height)
+                others[index][other] = box_from_mask(full_mask(outputs, index, width, height), pose, other)
+
+        for image, cascade, box, by_method in zip(framed, haar, boxes, others):
+            records.append({"image": image, "haar": cascade, "model": box, "by_method": by_method})
 
     n = len(records)
     one_face = [r for r in records if len(r["haar"]) == 1]
@@ -85,6 +97,7 @@ def evaluate_faces(model_name: str, lfw_path: str | Path, count: int, seed: int,
         "photos": n,
         "seed": seed,
         "haar_one_face": len(one_face),
+        "box_method": method,
         "model_agrees_iou_0.5": float((model_iou >= 0.5).mean()),
         "fixed_box_agrees_iou_0.5": float((fixed_iou >= 0.5).mean()),
         "model_mean_iou": float(model_iou.mean()),
@@ -94,10 +107,14 @@ def evaluate_faces(model_name: str, lfw_path: str | Path, count: int, seed: int,
         "model_ms_per_image": 1000 * model_seconds / n,
         "fixed_box": median.tolist(),
     }
+    for other in BOX_METHODS:
+        ious = np.array([r["by_method"][other].iou(r["haar"][0]) for r in one_face])
+        result[f"{other}_box_agrees_iou_0.5"] = float((ious >= 0.5).mean())
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "faces.json").write_text(json.dumps(result, indent=2) + "\n")
         write_examples(out / "face_examples.png", one_face, model_iou, fixed)
+        write_iou_histogram(out / "face_iou.png", model_iou, fixed_iou)
     return result
 
 
@@ -120,3 +137,23 @@ def write_examples(path: Path, records: list[dict], ious: np.ndarray, fixed: Fac
     from PIL import Image
 
     Image.fromarray(np.concatenate(rows, axis=0)).save(path)
+
+
+def write_iou_histogram(path: Path, model_iou: np.ndarray, fixed_iou: np.ndarray) -> None:
+    """Histograms of the IoU with the cascade's box: the model's boxes and the fixed box."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    bins = np.linspace(0, 1, 41)
+    ax.hist(fixed_iou, bins=bins, alpha=0.6, color="tab:blue", label=f"fixed median box ({np.mean(fixed_iou >= 0.5):.0%} >= 0.5)")
+    ax.hist(model_iou, bins=bins, alpha=0.6, color="tab:red", label=f"model ({np.mean(model_iou >= 0.5):.0%} >= 0.5)")
+    ax.axvline(0.5, color="k", linestyle=":")
+    ax.set_xlabel("IoU with the Haar cascade's box")
+    ax.set_ylabel("photos")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

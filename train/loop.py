@@ -242,7 +242,7 @@ class Trainer:
         if thetas is not None:
             loss_mask, loss_pose = reframing_inconsistency(layers, thetas)
             stats.update(loss_equi_mask=loss_mask.item(), loss_equi_pose=loss_pose.item())
-            loss_g = loss_g + cfg.equivariance_weight * (loss_mask + loss_pose)
+            loss_g = loss_g + cfg.equivariance_weight * loss_pose + cfg.equivariance_mask_weight * loss_mask
         if cfg.center_weight > 0:
             loss_center = mask_center_offset(layers.mask)
             stats["loss_center"] = loss_center.item()
@@ -375,7 +375,7 @@ class Trainer:
 
                 # One optimisation step on the next batch.
                 indices = self.batch_indices(self.step)
-                if cfg.equivariance_weight > 0:
+                if cfg.equivariance_weight > 0 or cfg.equivariance_mask_weight > 0:
                     images, thetas = self.source.pair_batch(indices)
                     real = to_channels(torch.from_numpy(images), self.model_cfg.channels).to(self.device)
                     stats = self.train_step(real, torch.from_numpy(thetas).to(self.device))

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Train, export and score the photo decomposers `lfw` and `cifar10` (docs/MODELS.md, docs/FACES.md).
+#
+# Usage: scripts/photo_models.sh RUNS_DIR DATA_DIR [STAGE]
+#
+# RUNS_DIR is where runs, exports and scores go, outside the repository. DATA_DIR holds the
+# extracted lfw-deepfunneled/ and cifar10-jpeg/ trees (tar -xzf each archive into it).
+# STAGE is train, evaluate or all (the default). Each training job uses one CPU thread;
+# behind docs/MODELS.md the two ran side by side on a 2-core machine.
+set -euo pipefail
+
+runs=$(realpath -m "${1:?RUNS_DIR missing}")
+data=$(realpath "${2:?DATA_DIR missing}")
+stage=${3:-all}
+repo=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$runs/eval"
+cd "$runs"
+
+if [[ $stage == train || $stage == all ]]; then
+    # Faces: each photo is decomposed as it is and re-framed, and the pose found in the
+    # re-framed photo must be the first pose moved by the re-framing.
+    lrgan train --preset lfw --mode conditional --data lfw --lfw "$data" --out lfw10 \
+        --width 0.5 --batch-size 16 --steps 4000 --decay-from 3000 --warmup 1000 --adv-weight 0.1 \
+        --d-norm spectral --gan-loss hinge --equivariance-weight 10 --scale-max 4 --scale-init 2 \
+        --upsample resize --bg-code 16 --every 250 --threads 1 --quiet &
+    # Objects: the background reads 16 entries of the image's code, so the object layer
+    # has to draw the object.
+    lrgan train --preset cifar10 --mode conditional --data "$data/cifar10-jpeg/train" \
+        --valid "$data/cifar10-jpeg/test" --out c10e --width 0.5 --steps 6000 --decay-from 4500 \
+        --warmup 500 --adv-weight 0.3 --d-norm spectral --gan-loss hinge --upsample resize --bg-code 16 \
+        --every 500 --threads 1 --quiet &
+    wait
+fi
+
+if [[ $stage == evaluate || $stage == all ]]; then
+    lrgan export lfw10/last.pt --out lfw.onnx --name lfw
+    lrgan export c10e/last.pt --out cifar10.onnx --name cifar10
+    lrgan evaluate-faces --model lfw.onnx --lfw "$data" -n 1000 --seed 2024 --out eval/faces
+    lrgan evaluate --model lfw.onnx --data lfw --lfw "$data" -n 1000 --seed 7 --out eval/lfw
+    lrgan evaluate --model cifar10.onnx --data "$data/cifar10-jpeg/test" -n 2000 --seed 7 --out eval/cifar10
+    # decompose on 200 held-out photos, every layer for each
+    python3 - "$data" "$runs/heldout200" <<'PY'
+import shutil, sys
+from pathlib import Path
+from lrgan.train.lfw import lfw_photos
+target = Path(sys.argv[2]); target.mkdir(parents=True, exist_ok=True)
+for photo in lfw_photos(sys.argv[1], "test")[:200]:
+    shutil.copy(photo, target / photo.name)
+PY
+    decompose "$runs/heldout200" --out eval/heldout200 --model lfw.onnx --report eval/heldout200.json
+fi
+echo "done; runs and scores are in $runs (repository: $repo)"
