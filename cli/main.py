@@ -363,6 +363,7 @@ def train(
     mask_binary_weight: Annotated[Optional[float], typer.Option(min=0.0, help="Weight of the prior that pushes mask values to 0 or 1 (default 0; may be changed on --resume).")] = None,
     equivariance_weight: Annotated[float, typer.Option(min=0.0, help="Conditional LFW: weight of the prior that the pose found in a re-framed photo is the pose of the photo as it is, moved by the re-framing.")] = 0.0,
     equivariance_mask_weight: Annotated[float, typer.Option(min=0.0, help="Conditional LFW: the same prior on the placed mask (empty masks satisfy it; off by default).")] = 0.0,
+    anchor_weight: Annotated[Optional[float], typer.Option(min=0.0, help="Conditional LFW: weight of the prior that the object canvas is the centred square at --scale-init in the aligned photos, moved by the re-framing in the re-framed ones (default 0; may be changed on --resume).")] = None,
     scale_max: Annotated[Optional[float], typer.Option(help="Largest pose scale (default: twice the preset's smallest). Scale > 1 shrinks the object.")] = None,
     scale_init: Annotated[Optional[float], typer.Option(help="Pose scale at the start (default: the preset's).")] = None,
     upsample: Annotated[str, typer.Option(help="Generator upsampling: transposed (4x4 transposed convolutions, as published) or resize (nearest doubling and a 3x3 convolution, no checkerboard).")] = "transposed",
@@ -400,6 +401,8 @@ def train(
                 train_cfg.decay_start = decay_from
             if mask_binary_weight is not None:
                 train_cfg.mask_binary_weight = mask_binary_weight
+            if anchor_weight is not None:
+                train_cfg.anchor_weight = anchor_weight
             data_name = train_cfg.extra.get("data", data)
             mnist_dir = mnist or train_cfg.extra.get("mnist")
             lfw_path = lfw or train_cfg.extra.get("lfw")
@@ -437,16 +440,16 @@ def train(
                 recon_weight=recon_weight, adv_weight=adv_weight, warmup_steps=warmup, center_weight=center_weight,
                 mask_binary_weight=mask_binary_weight or 0.0, gan_loss=gan_loss,
                 equivariance_weight=equivariance_weight, equivariance_mask_weight=equivariance_mask_weight,
+                anchor_weight=anchor_weight or 0.0,
                 adversarial=adversarial, sample_every=every, checkpoint_every=every, eval_every=every,
                 log_every=log_every, decay_start=decay_from,
                 extra={"data": data_name, "mnist": mnist_dir, "lfw": lfw_path, "reframe": reframe,
                        "valid": valid_folder, "digit": digit},
             )
         train_cfg.validate()
-        reframing_prior = train_cfg.equivariance_weight > 0 or train_cfg.equivariance_mask_weight > 0
-        if reframing_prior and not (model_cfg.conditional and data_name == "lfw"):
-            fail_usage("--equivariance-weight needs --mode conditional and --data lfw, "
-                       "whose photos the project re-frames itself")
+        if train_cfg.uses_reframing_pairs and not (model_cfg.conditional and data_name == "lfw"):
+            fail_usage("--equivariance-weight, --equivariance-mask-weight and --anchor-weight need "
+                       "--mode conditional and --data lfw, whose photos the project re-frames itself")
         source, valid = make_sources(data_name, model_cfg.image_size, mnist_dir, train_cfg.seed, lfw_path, reframe,
                                      valid_folder, digit=digit)
         trainer = Trainer(out, model_cfg, train_cfg, source, valid, device=device)

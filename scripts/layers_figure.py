@@ -20,7 +20,7 @@ PANELS = [("input", None), ("background", "background.png"), ("foreground", "for
 
 
 def checkerboard(size: int, cell: int = 16) -> Image.Image:
-    """A gray checkerboard, the usual backdrop that shows transparency."""
+    """Draw a gray checkerboard, the usual backdrop that shows transparency."""
     board = Image.new("RGB", (size, size), (200, 200, 200))
     draw = ImageDraw.Draw(board)
     for y in range(0, size, cell):

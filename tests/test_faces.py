@@ -260,7 +260,7 @@ def test_reframing_prior_refuses_other_data(tmp_path):
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode != 0
-    assert "--equivariance-weight needs" in result.stderr
+    assert "need --mode conditional and --data lfw" in result.stderr
 
 
 def test_evaluate_decomposer_on_photos(tmp_path, lfw_tree, cifar_tree, tiny_decomposer):

@@ -221,3 +221,18 @@ def test_reframing_inconsistency_is_zero_for_moved_decompositions():
     loss_mask, loss_pose = reframing_inconsistency(fixed, thetas)
     assert loss_mask.item() > 0.05
     assert loss_pose.item() > 0.05
+
+
+def test_anchor_offset_zero_at_the_anchor():
+    from lrgan.train.loop import anchor_offset
+
+    thetas = torch.tensor([[[2.0, 0, 0.3], [0, 2.0, -0.1]], [[0.8, 0, 0], [0, 0.8, 0.2]]])
+    anchor = torch.tensor([[1.7, 0.0, 0.0], [0.0, 1.7, 0.0]])
+    bottom = torch.tensor([[[0.0, 0.0, 1.0]]]).expand(2, 1, 3)
+    framed = (anchor @ torch.cat([thetas, bottom], dim=1))[:, None]
+    plain = anchor.expand(2, 1, 2, 3)
+    assert anchor_offset(torch.cat([framed, plain]), thetas, 1.7).item() < 1e-6
+    # The same centred square in the re-framed photos ignores the re-framing: penalised.
+    assert anchor_offset(torch.cat([plain, plain]), thetas, 1.7).item() > 0.05
+    # So is the right placement at another scale.
+    assert anchor_offset(torch.cat([framed, plain]), thetas, 2.0).item() > 0.05

@@ -220,6 +220,10 @@ class TrainConfig:
     # The mask term alone is satisfied by empty masks, and it emptied them within 250 steps.
     equivariance_weight: float = 0.0
     equivariance_mask_weight: float = 0.0
+    # Weight of the anchor prior (LFW only). The unchanged deep-funneled photos are aligned,
+    # so in them the object canvas should be the centred square at scale_init. In a
+    # re-framed photo it should be that square moved by the re-framing.
+    anchor_weight: float = 0.0
     sample_every: int = 250
     checkpoint_every: int = 250
     eval_every: int = 250
@@ -232,12 +236,17 @@ class TrainConfig:
     channels_last: bool = True   # channels-last memory on CUDA (ignored on the CPU)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def uses_reframing_pairs(self) -> bool:
+        """True when a prior needs each LFW photo both as it is and re-framed."""
+        return self.equivariance_weight > 0 or self.equivariance_mask_weight > 0 or self.anchor_weight > 0
+
     def validate(self) -> None:
         if self.adversarial not in ("cross", "recon", "none"):
             raise ValueError(f"adversarial must be 'cross', 'recon' or 'none', got {self.adversarial!r}")
         if self.gan_loss not in ("bce", "hinge"):
             raise ValueError(f"gan_loss must be 'bce' or 'hinge', got {self.gan_loss!r}")
-        for name in ("mask_binary_weight", "equivariance_weight", "equivariance_mask_weight"):
+        for name in ("mask_binary_weight", "equivariance_weight", "equivariance_mask_weight", "anchor_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("steps", "batch_size", "sample_every", "checkpoint_every", "eval_every", "log_every"):

@@ -149,7 +149,7 @@ def evaluate_photos(model_path: str, source, name: str, count: int, seed: int, o
     `source` is an image source of the model's size (LfwSource, FolderSource). Reports the
     reconstruction PSNR and the distribution of mask area: the share of pixels whose
     placed mask is above 0.5. A mask under 1 % of the image counts as empty and one over
-    95 % as full; both mean the decomposition has degenerated for that photo.
+    95 % as full. Either means that the decomposition has degenerated for that photo.
     """
     model = LayerModel(model_path)
     model.require("decomposer")

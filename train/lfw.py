@@ -102,7 +102,7 @@ def reframe(photo: np.ndarray, rng: np.random.Generator, face: tuple[float, floa
 
 
 def normalized_inverse(matrix: np.ndarray, size: int) -> np.ndarray:
-    """The 2 x 3 matrix that maps a re-framed photo's coordinates back to the original's.
+    """Return the 2 x 3 matrix that maps a re-framed photo's coordinates back to the original's.
 
     `matrix` maps original pixels to re-framed pixels of a size x size frame (OpenCV's
     convention, pixel centres at integers). The result works in the normalised coordinates
@@ -170,7 +170,7 @@ class LfwSource:
         return to_model_range(np.stack([self.image(int(i), self.epoch) for i in indices]))
 
     def pair_batch(self, indices) -> tuple[np.ndarray, np.ndarray]:
-        """Each photo re-framed and as it is, for the re-framing consistency prior.
+        """Load each photo re-framed and as it is, for the re-framing priors.
 
         Returns 2B x 3 x S x S images (the B re-framed photos first, then the same B
         photos unchanged) and B x 2 x 3 matrices that map each re-framed photo's normalised

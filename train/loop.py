@@ -229,9 +229,9 @@ class Trainer:
         return losses
 
     def conditional_step(self, real: torch.Tensor, thetas: torch.Tensor | None = None) -> dict[str, float]:
-        """One step of the conditional model.
+        """Run one optimisation step of the conditional model.
 
-        With `thetas` (B x 2 x 3), `real` holds 2B images: B re-framed photos, then the same
+        With `thetas` (B x 2 x 3), `real` contains 2B images: B re-framed photos, then the same
         photos unchanged, and the re-framing consistency prior joins the losses.
         """
         cfg = self.cfg
@@ -243,6 +243,10 @@ class Trainer:
             loss_mask, loss_pose = reframing_inconsistency(layers, thetas)
             stats.update(loss_equi_mask=loss_mask.item(), loss_equi_pose=loss_pose.item())
             loss_g = loss_g + cfg.equivariance_weight * loss_pose + cfg.equivariance_mask_weight * loss_mask
+            if cfg.anchor_weight > 0:
+                loss_anchor = anchor_offset(layers.pose, thetas, self.model_cfg.scale_init)
+                stats["loss_anchor"] = loss_anchor.item()
+                loss_g = loss_g + cfg.anchor_weight * loss_anchor
         if cfg.center_weight > 0:
             loss_center = mask_center_offset(layers.mask)
             stats["loss_center"] = loss_center.item()
@@ -375,7 +379,7 @@ class Trainer:
 
                 # One optimisation step on the next batch.
                 indices = self.batch_indices(self.step)
-                if cfg.equivariance_weight > 0 or cfg.equivariance_mask_weight > 0:
+                if cfg.uses_reframing_pairs:
                     images, thetas = self.source.pair_batch(indices)
                     real = to_channels(torch.from_numpy(images), self.model_cfg.channels).to(self.device)
                     stats = self.train_step(real, torch.from_numpy(thetas).to(self.device))
@@ -483,8 +487,8 @@ def mask_center_offset(mask: torch.Tensor) -> torch.Tensor:
 def reframing_inconsistency(layers: Layers, thetas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """How far the decomposition of re-framed photos is from the moved decomposition of the originals.
 
-    The batch holds B re-framed photos, then the same B photos unchanged; thetas (B x 2 x 3)
-    map each re-framed photo's normalised coordinates to the original's. Returns the mean
+    The batch contains B re-framed photos, then the same B photos unchanged, and thetas
+    (B x 2 x 3) map each re-framed photo's normalised coordinates to the original's. Returns the mean
     absolute difference between the re-framed photo's placed masks and the original's placed
     masks moved by the re-framing, and the same for the pose matrices: a pose maps output to
     object coordinates, so the re-framed photo's pose should be the original's composed with
@@ -501,6 +505,23 @@ def reframing_inconsistency(layers: Layers, thetas: torch.Tensor) -> tuple[torch
     expected = layers.pose[half:] @ theta3[:, None]                            # B x K x 2 x 3
     loss_pose = (layers.pose[:half] - expected).abs().mean()
     return loss_mask, loss_pose
+
+
+def anchor_offset(pose: torch.Tensor, thetas: torch.Tensor, scale: float) -> torch.Tensor:
+    """Mean absolute distance of the poses from the anchor: the centred square at `scale`.
+
+    pose contains 2B x K x 2 x 3 matrices, the B re-framed photos first. In the unchanged
+    photos the anchor is diag(scale, scale) with no shift; in a re-framed photo it is the
+    anchor composed with that photo's theta (B x 2 x 3), the same square moved by the
+    re-framing.
+    """
+    half = thetas.shape[0]
+    anchor = torch.tensor([[scale, 0.0, 0.0], [0.0, scale, 0.0]], device=pose.device, dtype=pose.dtype)
+    bottom = torch.tensor([0.0, 0.0, 1.0], device=thetas.device, dtype=thetas.dtype).expand(half, 1, 3)
+    moved = anchor @ torch.cat([thetas, bottom], dim=1)                        # B x 2 x 3
+    framed = (pose[:half] - moved[:, None]).abs().mean()
+    plain = (pose[half:] - anchor).abs().mean()
+    return (framed + plain) / 2
 
 
 def cross_composite(layers: Layers) -> torch.Tensor:

@@ -44,7 +44,7 @@ def up_block(in_channels: int, out_channels: int, norm: str, first: bool = False
 
 
 def upsampling(in_channels: int, out_channels: int, upsample: str, bias: bool = True) -> list[nn.Module]:
-    """The layers that double the side: a transposed convolution, or a resize and a convolution."""
+    """Build the layers that double the side: a transposed convolution, or a resize and a convolution."""
     if upsample == "resize":
         return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=bias)]
     return [nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1, bias=bias)]
