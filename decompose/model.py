@@ -14,7 +14,7 @@ import onnxruntime as ort
 log = logging.getLogger(__name__)
 
 MODELS_DIR = Path(__file__).parent / "models"
-DEFAULT_MODEL = "mnist-one"
+DEFAULT_MODEL = "lfw"
 REQUIRED_METADATA = ("lrgan_format", "kind", "image_size", "channels", "timesteps", "normalization")
 OUTPUT_NAMES = ["background", "foreground", "mask", "warped_foreground", "warped_mask", "pose", "composite"]
 

@@ -76,17 +76,20 @@ def test_lfw_masks_on_held_out_people(lfw_tree):
     source = LfwSource(lfw_tree, 64, "test", reframed=True, seed=11)
     result = evaluate_photos("lfw", source, "lfw", 300, seed=11, progress=False)
     assert result["degenerate_share"] < 0.05
-    assert 0.03 <= result["mask_area_mean"] <= 0.5
+    assert 0.08 <= result["mask_area_mean"] <= 0.25
 
 
 def test_lfw_face_boxes_beat_the_fixed_box(lfw_tree):
     """On re-framed held-out photos the face boxes agree with the Haar cascade far more
-    often than a fixed box at the median face position does."""
+    often than a fixed box at the median face position does (measured on these 200
+    photos: 0.97 against 0.20; on 1,000 photos with seed 2024: 0.965 against 0.188)."""
     from lrgan.train.face_eval import evaluate_faces
 
     result = evaluate_faces("lfw", lfw_tree, 200, seed=31, progress=False)
-    assert result["model_agrees_iou_0.5"] >= 0.6
-    assert result["model_agrees_iou_0.5"] >= result["fixed_box_agrees_iou_0.5"] + 0.3
+    assert result["model_agrees_iou_0.5"] >= 0.9
+    assert result["model_agrees_iou_0.5"] >= result["fixed_box_agrees_iou_0.5"] + 0.5
+    assert result["component_box_agrees_iou_0.5"] >= 0.8
+    assert result["model_no_face_share"] <= 0.01
 
 
 def test_cifar10_masks_on_test_images(cifar_tree):
@@ -94,7 +97,7 @@ def test_cifar10_masks_on_test_images(cifar_tree):
 
     result = evaluate_photos("cifar10", FolderSource(cifar_tree / "test", 32), "cifar10", 500, seed=3, progress=False)
     assert result["degenerate_share"] < 0.05
-    assert 0.05 <= result["mask_area_mean"] <= 0.6
+    assert 0.2 <= result["mask_area_mean"] <= 0.4
 
 
 def test_decompose_default_model_on_held_out_photos(tmp_path, lfw_tree):
