@@ -6,13 +6,13 @@
 # RUNS_DIR is where runs, exports and scores go, outside the repository. DATA_DIR contains the
 # extracted lfw-deepfunneled/ and cifar10-jpeg/ trees (tar -xzf each archive into it).
 # STAGE is train, evaluate or all (the default). Each training job uses one CPU thread;
-# behind docs/MODELS.md the two ran side by side on a 2-core machine.
+# behind docs/MODELS.md the two ran side by side on a 2-core machine. Run it with the
+# environment that has lrgan installed active, so that lrgan, decompose and python3 are its.
 set -euo pipefail
 
 runs=$(realpath -m "${1:?RUNS_DIR missing}")
 data=$(realpath "${2:?DATA_DIR missing}")
 stage=${3:-all}
-repo=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$runs/eval"
 cd "$runs"
 
@@ -44,10 +44,11 @@ fi
 if [[ $stage == evaluate || $stage == all ]]; then
     lrgan export lfw10/last.pt --out lfw.onnx --name lfw
     lrgan export c10e/last.pt --out cifar10.onnx --name cifar10
-    lrgan evaluate-faces --model lfw.onnx --lfw "$data" -n 1000 --seed 2024 --out eval/faces
+    # One thread, as for the times in docs/FACES.md.
+    LRGAN_THREADS=1 lrgan evaluate-faces --model lfw.onnx --lfw "$data" -n 1000 --seed 2024 --out eval/faces
     lrgan evaluate --model lfw.onnx --data lfw --lfw "$data" -n 1000 --seed 7 --out eval/lfw
     lrgan evaluate --model cifar10.onnx --data "$data/cifar10-jpeg/test" -n 2000 --seed 7 --out eval/cifar10
-    # decompose on 200 held-out photos, every layer for each
+    # decompose on the first 200 held-out photos, every layer of each
     python3 - "$data" "$runs/heldout200" <<'PY'
 import shutil, sys
 from pathlib import Path
@@ -58,4 +59,4 @@ for photo in lfw_photos(sys.argv[1], "test")[:200]:
 PY
     decompose "$runs/heldout200" --out eval/heldout200 --model lfw.onnx --report eval/heldout200.json
 fi
-echo "done; runs and scores are in $runs (repository: $repo)"
+echo "runs, exports and scores are in $runs"
