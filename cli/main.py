@@ -100,12 +100,17 @@ def mark_eval_folder(out: Path | None, command: str) -> None:
 
 
 def need_torch(command: str) -> None:
+    need_training_extra(command, "torch", "PyTorch")
+
+
+def need_training_extra(command: str, module: str, name: str) -> None:
+    """End with a usage error, before any output is written, when the training extra's `module` is missing."""
     try:
-        import torch  # noqa: F401
+        __import__(module)
     except ImportError:
         setup_logging()
         fail_usage(
-            f"`lrgan {command}` needs PyTorch, which the base install leaves out; install the training "
+            f"`lrgan {command}` needs {name}, which the base install leaves out; install the training "
             "extra: pip install 'lrgan[train]', or from a source checkout: pip install -e '.[train]'"
         )
 
@@ -389,6 +394,15 @@ def train(
     if threads:
         torch.set_num_threads(threads)
     last = out / "last.pt"
+    if out.exists() and not out.is_dir():
+        fail_usage(f"--out {out} is a file; give a folder for the run")
+    # A new run writes config.json, log.jsonl, samples/ and checkpoints: never over other files.
+    if out.is_dir() and any(out.iterdir()) and not (resume and last.exists()):
+        if last.exists():
+            fail_usage(f"--out {out} already contains a run; add --resume to continue it, or choose a new or empty folder")
+        if resume:
+            fail_usage(f"--out {out} has no last.pt to resume and is not empty; choose a new or empty folder")
+        fail_usage(f"--out {out} is not empty; choose a new or empty folder, so that no file in it is replaced")
     try:
         if resume and last.exists():
             # Resume needs no other flags: both configs come from the checkpoint.
@@ -681,13 +695,17 @@ def evaluate_faces_command(
     quiet: QuietOption = False,
 ) -> None:
     """Compare face boxes with OpenCV's Haar cascade on re-framed held-out LFW photos."""
+    setup_logging(quiet)
+    if out is not None:
+        need_training_extra("evaluate-faces", "matplotlib", "matplotlib (for its figures)")
+    claim_eval_folder(out, "lrgan evaluate-faces")
     from ..train.face_eval import evaluate_faces
 
-    setup_logging(quiet)
     try:
         result = evaluate_faces(model, lfw, count, seed, out, progress=not quiet, method=box)
     except (ModelError, FileNotFoundError, ValueError, RuntimeError) as exc:
         fail_usage(str(exc))
+    mark_eval_folder(out, "lrgan evaluate-faces")
     for key, value in result.items():
         typer.echo(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
 

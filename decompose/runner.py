@@ -233,12 +233,12 @@ def _write_one(writer, outputs: dict, index: int, image: np.ndarray, shape: tupl
     # An output must never replace an input file, nor a file that lrgan did not write.
     for path in writer.files(item):
         if _resolved(path) in input_paths:
-            message = f"{item.path}: output {path} would overwrite an input file; choose another --out"
+            message = f"{item.path}: output {path} would overwrite an input file; choose another output folder"
             log.error("%s", message)
             return FileResult(str(item.path), "failed", error=message)
         if path.exists() and not writer.owns(path):
             message = (f"{item.path}: output {path} already exists and was not written by lrgan; "
-                       "choose another --out or move the file")
+                       "choose another output folder or move the file")
             log.error("%s", message)
             return FileResult(str(item.path), "failed", error=message)
     try:

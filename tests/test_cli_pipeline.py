@@ -93,3 +93,29 @@ def test_usage_errors(tmp_path, args, message):
     result = lrgan(*args)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_train_never_replaces_other_files(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "config.json").write_text("my own settings\n")
+    result = lrgan("train", "--preset", "mnist-one", "--out", str(folder))
+    assert result.returncode == 2
+    assert "is not empty" in result.stderr
+    assert (folder / "config.json").read_text() == "my own settings\n"
+
+    result = lrgan("train", "--out", str(folder), "--resume")
+    assert result.returncode == 2
+    assert "no last.pt to resume" in result.stderr
+
+    (folder / "last.pt").write_bytes(b"checkpoint")
+    result = lrgan("train", "--preset", "mnist-one", "--out", str(folder))
+    assert result.returncode == 2
+    assert "add --resume" in result.stderr
+    assert (folder / "last.pt").read_bytes() == b"checkpoint"
+
+    a_file = tmp_path / "run.txt"
+    a_file.write_text("x")
+    result = lrgan("train", "--preset", "mnist-one", "--out", str(a_file))
+    assert result.returncode == 2
+    assert "is a file" in result.stderr

@@ -291,3 +291,28 @@ def test_evaluate_lfw_needs_the_tree(tmp_path, tiny_decomposer):
     )
     assert result.returncode != 0
     assert "--lfw PATH is required" in result.stderr
+
+
+def test_evaluate_faces_keeps_other_files(tmp_path, lfw_tree, tiny_decomposer):
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "faces.json").write_text("mine\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "lrgan.cli", "evaluate-faces", "--model", str(tiny_decomposer), "--lfw", str(lfw_tree),
+         "-n", "10", "--out", str(out), "-q"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2
+    assert "did not write" in result.stderr
+    assert (out / "faces.json").read_text() == "mine\n"
+
+    # A folder it wrote itself may be written again.
+    fresh = tmp_path / "fresh"
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, "-m", "lrgan.cli", "evaluate-faces", "--model", str(tiny_decomposer), "--lfw",
+             str(lfw_tree), "-n", "10", "--out", str(fresh), "-q"],
+            capture_output=True, text=True, timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+    assert (fresh / "faces.json").is_file()
