@@ -78,7 +78,7 @@ def test_lfw_source_batch(lfw_tree):
     assert not np.array_equal(source.batch([0]), batch[:1])
 
 
-def test_pair_batch_matrices_move_the_photo_onto_its_reframing(lfw_tree):
+def test_pair_batch_matrices(lfw_tree):
     import torch
     import torch.nn.functional as F
 
