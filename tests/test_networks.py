@@ -135,8 +135,8 @@ def test_resize_upsampling_has_no_transposed_convolutions():
     assert not doubling
     layers = generator(torch.rand(2, 3, 64, 64) * 2 - 1)
     assert layers.composite.shape == (2, 3, 64, 64)
-    # A constant code gives a constant map after nearest doubling and a 3x3 convolution away from
-    # the border; a transposed 4x4 stride-2 convolution gives a period-2 pattern instead.
+    # Away from the border, nearest doubling and a 3x3 convolution turn a constant input into a
+    # constant map. A transposed 4x4 stride-2 convolution gives a period-2 pattern instead.
     for upsample, periodic in (("resize", False), ("transposed", True)):
         torch.manual_seed(0)
         layer = torch.nn.Sequential(*upsampling(4, 1, upsample))

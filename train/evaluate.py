@@ -128,18 +128,7 @@ def write_plots(out: Path, iou: np.ndarray, psnrs: np.ndarray, examples) -> None
         ("background", to_uint8_hwc(outputs["background"][:n])),
         ("composite", to_uint8_hwc(outputs["composite"][:n])),
     ]
-    fig, axes = plt.subplots(len(rows), n, figsize=(n * 0.9, len(rows) * 0.95))
-    for r, (title, arr) in enumerate(rows):
-        for c in range(n):
-            ax = axes[r, c]
-            ax.imshow(arr[c], interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c == 0:
-                ax.set_ylabel(title, fontsize=7)
-    fig.tight_layout(pad=0.2)
-    fig.savefig(out / "examples.png", dpi=110)
-    plt.close(fig)
+    save_example_strip(out / "examples.png", rows, n)
 
 
 def evaluate_photos(model_path: str, source, name: str, count: int, seed: int, out: Path | None = None,
@@ -216,6 +205,19 @@ def write_area_plots(out: Path, area: np.ndarray, examples) -> None:
         ("object", to_uint8_hwc((outputs["warped_foreground"][:, 0] + 1) * outputs["warped_mask"][:, 0] - 1)),
         ("composite", to_uint8_hwc(outputs["composite"])),
     ]
+    save_example_strip(out / "examples.png", rows, n)
+
+
+def save_example_strip(path: Path, rows: list[tuple[str, np.ndarray]], n: int) -> None:
+    """Save a grid with one titled row per (title, images) pair and n example columns.
+
+    Images are N x H x W x C uint8; one-channel rows are drawn in gray.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(len(rows), n, figsize=(n * 0.9, len(rows) * 0.95), squeeze=False)
     for r, (title, arr) in enumerate(rows):
         for c in range(n):
@@ -226,7 +228,7 @@ def write_area_plots(out: Path, area: np.ndarray, examples) -> None:
             if c == 0:
                 ax.set_ylabel(title, fontsize=7)
     fig.tight_layout(pad=0.2)
-    fig.savefig(out / "examples.png", dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 

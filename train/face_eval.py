@@ -70,20 +70,17 @@ def evaluate_faces(model_name: str, lfw_path: str | Path, count: int, seed: int,
 
         begin = time.perf_counter()
         outputs = model.run(to_model_input(framed, model.info.image_size, model.info.channels))
-        boxes = []
+        placed, boxes = [], []
         for index, image in enumerate(framed):
             height, width = image.shape[:2]
             pose = pose_record(outputs["pose"][index, 0], width, height)
-            boxes.append(box_from_mask(full_mask(outputs, index, width, height), pose, method))
+            mask = full_mask(outputs, index, width, height)
+            placed.append((mask, pose))
+            boxes.append(box_from_mask(mask, pose, method))
         model_seconds += time.perf_counter() - begin
 
-        # The other box methods, outside the timing.
-        others = [{} for _ in framed]
-        for other in BOX_METHODS:
-            for index, image in enumerate(framed):
-                height, width = image.shape[:2]
-                pose = pose_record(outputs["pose"][index, 0], width, height)
-                others[index][other] = box_from_mask(full_mask(outputs, index, width, height), pose, other)
+        # The other box methods reuse the placed masks, outside the timing.
+        others = [{other: box_from_mask(mask, pose, other) for other in BOX_METHODS} for mask, pose in placed]
 
         for image, cascade, box, by_method in zip(framed, haar, boxes, others):
             records.append({"image": image, "haar": cascade, "model": box, "by_method": by_method})

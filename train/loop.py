@@ -485,14 +485,14 @@ def mask_center_offset(mask: torch.Tensor) -> torch.Tensor:
 
 
 def reframing_inconsistency(layers: Layers, thetas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """How far the decomposition of re-framed photos is from the moved decomposition of the originals.
+    """Measure how far re-framed photos' decompositions are from the originals' moved by the re-framing.
 
     The batch contains B re-framed photos, then the same B photos unchanged, and thetas
-    (B x 2 x 3) map each re-framed photo's normalised coordinates to the original's. Returns the mean
-    absolute difference between the re-framed photo's placed masks and the original's placed
-    masks moved by the re-framing, and the same for the pose matrices: a pose maps output to
-    object coordinates, so the re-framed photo's pose should be the original's composed with
-    theta. Gradients reach both halves.
+    (B x 2 x 3) map each re-framed photo's normalised coordinates to the original's.
+    Returns two mean absolute differences. The first compares the re-framed photo's placed
+    masks with the original's placed masks moved by the re-framing. The second compares
+    pose matrices: a pose maps output to object coordinates, so the re-framed photo's pose
+    should be the original's composed with theta. Gradients reach both halves.
     """
     half = thetas.shape[0]
     framed_masks, plain_masks = layers.warped_mask[:half], layers.warped_mask[half:]
@@ -500,25 +500,28 @@ def reframing_inconsistency(layers: Layers, thetas: torch.Tensor) -> tuple[torch
     moved = warp(plain_masks.flatten(0, 1), thetas.repeat_interleave(objects, dim=0)).view_as(framed_masks)
     loss_mask = (framed_masks - moved).abs().mean()
 
-    bottom = torch.tensor([0.0, 0.0, 1.0], device=thetas.device, dtype=thetas.dtype).expand(half, 1, 3)
-    theta3 = torch.cat([thetas, bottom], dim=1)                                # B x 3 x 3
-    expected = layers.pose[half:] @ theta3[:, None]                            # B x K x 2 x 3
+    expected = layers.pose[half:] @ homogeneous(thetas)[:, None]              # B x K x 2 x 3
     loss_pose = (layers.pose[:half] - expected).abs().mean()
     return loss_mask, loss_pose
 
 
+def homogeneous(thetas: torch.Tensor) -> torch.Tensor:
+    """Extend B x 2 x 3 affine matrices to B x 3 x 3 with the row (0, 0, 1), so they compose by @."""
+    bottom = torch.tensor([0.0, 0.0, 1.0], device=thetas.device, dtype=thetas.dtype)
+    return torch.cat([thetas, bottom.expand(thetas.shape[0], 1, 3)], dim=1)
+
+
 def anchor_offset(pose: torch.Tensor, thetas: torch.Tensor, scale: float) -> torch.Tensor:
-    """Mean absolute distance of the poses from the anchor: the centred square at `scale`.
+    """Return the mean absolute distance of the poses from the anchor, the centred square at `scale`.
 
     pose contains 2B x K x 2 x 3 matrices, the B re-framed photos first. In the unchanged
-    photos the anchor is diag(scale, scale) with no shift; in a re-framed photo it is the
-    anchor composed with that photo's theta (B x 2 x 3), the same square moved by the
+    photos the anchor is diag(scale, scale) with no shift. In a re-framed photo it is the
+    anchor composed with that photo's theta (B x 2 x 3), so the same square moved by the
     re-framing.
     """
     half = thetas.shape[0]
     anchor = torch.tensor([[scale, 0.0, 0.0], [0.0, scale, 0.0]], device=pose.device, dtype=pose.dtype)
-    bottom = torch.tensor([0.0, 0.0, 1.0], device=thetas.device, dtype=thetas.dtype).expand(half, 1, 3)
-    moved = anchor @ torch.cat([thetas, bottom], dim=1)                        # B x 2 x 3
+    moved = anchor @ homogeneous(thetas)                                       # B x 2 x 3
     framed = (pose[:half] - moved[:, None]).abs().mean()
     plain = (pose[half:] - anchor).abs().mean()
     return (framed + plain) / 2
