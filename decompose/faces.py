@@ -51,7 +51,7 @@ DEFAULT_BOX_METHOD = "moments"
 
 
 def box_from_mask(mask: np.ndarray, pose: dict | None = None, method: str = DEFAULT_BOX_METHOD) -> FaceBox:
-    """Face box of a placed mask (H x W, values in [0, 1]) in its own pixels.
+    """Return the face box of a placed mask (H x W, values in [0, 1]) in its own pixels.
 
     "component": the bounding box of the mask's largest connected component above
     MASK_THRESHOLD. When the pose is given, the component that contains the pose's object

@@ -187,5 +187,5 @@ class LfwSource:
 
 
 def to_model_range(images: np.ndarray) -> np.ndarray:
-    """B x H x W x 3 uint8 -> B x 3 x H x W float32 in [-1, 1]."""
+    """Convert B x H x W x 3 uint8 images to B x 3 x H x W float32 in [-1, 1]."""
     return images.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
